@@ -1,0 +1,47 @@
+# smtpcap — build, run on the bundled capture, test, benchmark.
+SWIFT   ?= swift
+PREFIX  ?= /usr/local
+BIN     := .build/release/smtpcap
+CAPTURE ?= captures/default.pcap
+
+# Debian packages: libpcap to build; the rest for tests (live capture, tshark as an oracle).
+BUILD_DEBS := libpcap-dev pkg-config
+TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 iproute2
+
+.PHONY: all build run test install deps test-deps bench fuzz-smoke clean
+
+all: build
+
+# Installs what is missing (as root on Debian); does nothing when all is there.
+define ensure_debs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing" >&2; exit 2; fi; \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call ensure_debs,$(BUILD_DEBS))
+
+test-deps:
+	$(call ensure_debs,$(TEST_DEBS))
+
+build: deps
+	$(SWIFT) build -c release --product smtpcap
+
+# Analyzes the bundled capture. Exit status 1 means "findings were reported": that is the point.
+run: build
+	@$(BIN) -r $(CAPTURE); status=$$?; [ $$status -le 1 ] || exit $$status
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/smtpcap
+
+clean:
+	rm -rf .build

@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "smtpcap",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "smtpcap", targets: ["smtpcap"]),
+        .library(name: "SMTPCapEngine", targets: ["SMTPCapEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libpcap, found with pkg-config (Debian: libpcap-dev).
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        // Layer 1: capture. The only target that imports CPcap.
+        .target(name: "PcapSource", dependencies: ["CPcap"], swiftSettings: strict),
+        // Layer 2: link, IP and TCP decoding of one frame. Pure.
+        .target(name: "PacketDecoding", swiftSettings: strict),
+        // Layer 3: TCP reassembly into ordered bytes and explicit gaps per direction.
+        .target(name: "TCPReassembly", dependencies: ["PacketDecoding"], swiftSettings: strict),
+        // Layer 4-6: SMTP state machine, TLS handshake reader, findings. Pure: fed byte chunks.
+        .target(name: "SMTPAnalysis", dependencies: ["TCPReassembly"], swiftSettings: strict),
+        // Layer 7: text, JSON lines and transcript output. The only layer that formats.
+        .target(name: "Reporting", dependencies: ["SMTPAnalysis"], swiftSettings: strict),
+        // Wiring: capture -> decode -> reassembly -> analysis -> report.
+        .target(
+            name: "SMTPCapEngine",
+            dependencies: ["PcapSource", "PacketDecoding", "TCPReassembly", "SMTPAnalysis", "Reporting"],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "smtpcap",
+            dependencies: ["SMTPCapEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        .testTarget(name: "PacketDecodingTests", dependencies: ["PacketDecoding"]),
+        .testTarget(name: "TCPReassemblyTests", dependencies: ["TCPReassembly"]),
+        .testTarget(name: "SMTPAnalysisTests", dependencies: ["SMTPAnalysis", "Reporting"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SMTPCapEngine"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,112 @@
+/// An IPv4 or IPv6 address held inline (no heap): IPv4 lives in the low 32 bits of `low`.
+public struct IPAddress: Hashable, Sendable, Comparable {
+    public var high: UInt64
+    public var low: UInt64
+    public var isIPv6: Bool
+
+    @inlinable
+    public init(ipv4 value: UInt32) {
+        high = 0
+        low = UInt64(value)
+        isIPv6 = false
+    }
+
+    @inlinable
+    public init(ipv6High high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+        isIPv6 = true
+    }
+
+    public var version: Int { isIPv6 ? 6 : 4 }
+
+    public static func < (a: IPAddress, b: IPAddress) -> Bool {
+        if a.isIPv6 != b.isIPv6 { return !a.isIPv6 }
+        if a.high != b.high { return a.high < b.high }
+        return a.low < b.low
+    }
+
+    /// Dotted quad for IPv4; RFC 5952 text (lower case, longest zero run compressed) for IPv6.
+    public var description: String {
+        if !isIPv6 {
+            let v = UInt32(truncatingIfNeeded: low)
+            return "\(v >> 24).\((v >> 16) & 0xff).\((v >> 8) & 0xff).\(v & 0xff)"
+        }
+        var groups = [UInt16](repeating: 0, count: 8)
+        for i in 0..<4 {
+            groups[i] = UInt16(truncatingIfNeeded: high >> (48 - 16 * UInt64(i)))
+            groups[4 + i] = UInt16(truncatingIfNeeded: low >> (48 - 16 * UInt64(i)))
+        }
+        // Longest run of zero groups of length >= 2.
+        var bestStart = -1, bestLen = 0, i = 0
+        while i < 8 {
+            if groups[i] == 0 {
+                var j = i
+                while j < 8 && groups[j] == 0 { j += 1 }
+                if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
+                i = j
+            } else {
+                i += 1
+            }
+        }
+        var parts: [String] = []
+        var k = 0
+        var out = ""
+        while k < 8 {
+            if k == bestStart {
+                out += parts.joined(separator: ":") + "::"
+                parts = []
+                k += bestLen
+                continue
+            }
+            parts.append(String(groups[k], radix: 16))
+            k += 1
+        }
+        out += parts.joined(separator: ":")
+        return out
+    }
+}
+
+/// An address and a TCP port.
+public struct Endpoint: Hashable, Sendable, Comparable {
+    public var address: IPAddress
+    public var port: UInt16
+
+    @inlinable
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    public static func < (a: Endpoint, b: Endpoint) -> Bool {
+        if a.address != b.address { return a.address < b.address }
+        return a.port < b.port
+    }
+
+    /// `198.51.100.2:25`, or `[2001:db8::1]:25` for IPv6.
+    public var description: String {
+        address.isIPv6 ? "[\(address.description)]:\(port)" : "\(address.description):\(port)"
+    }
+}
+
+/// A TCP connection's two endpoints in canonical order (lower endpoint first), so both
+/// directions of a connection map to the same key.
+public struct FlowKey: Hashable, Sendable {
+    public var a: Endpoint
+    public var b: Endpoint
+
+    /// Builds the key and says whether `source` is the key's `a` side.
+    @inlinable
+    public static func canonical(source: Endpoint, destination: Endpoint) -> (key: FlowKey, sourceIsA: Bool) {
+        if source < destination {
+            return (FlowKey(a: source, b: destination), true)
+        }
+        return (FlowKey(a: destination, b: source), false)
+    }
+
+    @inlinable
+    public init(a: Endpoint, b: Endpoint) {
+        self.a = a
+        self.b = b
+    }
+}

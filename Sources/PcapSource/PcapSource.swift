@@ -1,0 +1,221 @@
+import CPcap
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why libpcap could not give us packets. `message` is one line for the user.
+public struct PcapError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        case permission
+        case noSuchDevice
+        case badFilter
+        case notACaptureFile
+        case unreadable
+        case other
+    }
+    public var kind: Kind
+    public var message: String
+    public var description: String { message }
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+}
+
+/// One captured frame: valid only until the next call to `next()`.
+public struct CapturedPacket {
+    public var bytes: UnsafeRawBufferPointer
+    /// Length on the wire (more than `bytes.count` when the snap length cut it).
+    public var wireLength: Int
+    public var seconds: Int64
+    /// Nanoseconds: sources are opened with nanosecond precision.
+    public var nanoseconds: Int32
+}
+
+public enum NextPacket {
+    case packet(CapturedPacket)
+    /// Live capture: the read timeout passed with no packet.
+    case timeout
+    case end
+    /// A read error; for files usually a truncated record.
+    case error(String)
+}
+
+/// A libpcap handle: an offline file (pcap or pcapng, any byte order and timestamp
+/// precision), standard input, or a live interface.
+public final class PcapSource {
+    let handle: OpaquePointer
+    var dumper: OpaquePointer?
+    public let isLive: Bool
+    /// Size of the file being read, for progress; nil for stdin, FIFOs and live capture.
+    public let fileSize: Int64?
+    var header: UnsafeMutablePointer<pcap_pkthdr>?
+    var data: UnsafePointer<UInt8>?
+
+    init(handle: OpaquePointer, isLive: Bool, fileSize: Int64?) {
+        self.handle = handle
+        self.isLive = isLive
+        self.fileSize = fileSize
+    }
+
+    deinit {
+        if let dumper { pcap_dump_close(dumper) }
+        pcap_close(handle)
+    }
+
+    static func errorBuffer() -> [CChar] { [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1) }
+
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Opens a capture file; `-` reads standard input.
+    public static func openOffline(_ path: String) throws(PcapError) -> PcapSource {
+        var errbuf = errorBuffer()
+        var size: Int64?
+        let opened: OpaquePointer?
+        if path == "-" {
+            opened = pcap_fopen_offline_with_tstamp_precision(fdopen(0, "rb"), UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+        } else {
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                throw PcapError(.unreadable, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                throw PcapError(.unreadable, "cannot read \(path): it is a directory")
+            }
+            guard access(path, R_OK) == 0 else {
+                throw PcapError(.unreadable, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if (st.st_mode & S_IFMT) == S_IFREG { size = Int64(st.st_size) }
+            opened = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+        }
+        guard let opened else {
+            let message = text(errbuf)
+            let name = path == "-" ? "standard input" : path
+            if message.contains("unknown file format") || message.contains("truncated dump file")
+                || message.contains("bad dump file format") || message.contains("not a") {
+                throw PcapError(.notACaptureFile, "\(name) is not a pcap or pcapng capture file (\(message))")
+            }
+            throw PcapError(.unreadable, "cannot read \(name): \(message)")
+        }
+        return PcapSource(handle: opened, isLive: false, fileSize: size)
+    }
+
+    /// Opens an interface for live capture in immediate mode.
+    public static func openLive(device: String, snapLength: Int32, promiscuous: Bool,
+                                timeoutMilliseconds: Int32 = 100) throws(PcapError) -> PcapSource {
+        var errbuf = errorBuffer()
+        guard let h = pcap_create(device, &errbuf) else {
+            throw PcapError(.other, "cannot capture on \(device): \(text(errbuf))")
+        }
+        pcap_set_snaplen(h, snapLength)
+        pcap_set_promisc(h, promiscuous ? 1 : 0)
+        pcap_set_immediate_mode(h, 1)
+        pcap_set_timeout(h, timeoutMilliseconds)
+        pcap_set_buffer_size(h, 16 << 20)
+        let status = pcap_activate(h)
+        if status < 0 {
+            let detail = String(cString: pcap_geterr(h))
+            pcap_close(h)
+            switch status {
+            case PCAP_ERROR_PERM_DENIED, PCAP_ERROR_PROMISC_PERM_DENIED:
+                throw PcapError(.permission, "no permission to capture on \(device): run as root or give the binary CAP_NET_RAW (\(detail))")
+            case PCAP_ERROR_NO_SUCH_DEVICE:
+                throw PcapError(.noSuchDevice, "no such interface: \(device) (see smtpcap -D)")
+            default:
+                throw PcapError(.other, "cannot capture on \(device): \(detail.isEmpty ? String(cString: pcap_statustostr(status)) : detail)")
+            }
+        }
+        return PcapSource(handle: h, isLive: true, fileSize: nil)
+    }
+
+    /// Interfaces libpcap can capture on, as `name - description`.
+    public static func listDevices() throws(PcapError) -> [(name: String, description: String?)] {
+        var errbuf = errorBuffer()
+        var list: UnsafeMutablePointer<pcap_if_t>?
+        guard pcap_findalldevs(&list, &errbuf) == 0 else {
+            throw PcapError(.other, "cannot list interfaces: \(text(errbuf))")
+        }
+        defer { pcap_freealldevs(list) }
+        var out: [(String, String?)] = []
+        var p = list
+        while let d = p {
+            out.append((String(cString: d.pointee.name), d.pointee.description.map { String(cString: $0) }))
+            p = d.pointee.next
+        }
+        return out
+    }
+
+    public var datalink: Int32 { pcap_datalink(handle) }
+
+    public var datalinkName: String {
+        pcap_datalink_val_to_name(datalink).map { String(cString: $0) } ?? "DLT \(datalink)"
+    }
+
+    /// Compiles and installs a BPF filter.
+    public func setFilter(_ expression: String) throws(PcapError) {
+        var program = bpf_program()
+        guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            throw PcapError(.badFilter, "bad filter expression '\(expression)': \(String(cString: pcap_geterr(handle)))")
+        }
+        defer { pcap_freecode(&program) }
+        guard pcap_setfilter(handle, &program) == 0 else {
+            throw PcapError(.badFilter, "cannot install filter '\(expression)': \(String(cString: pcap_geterr(handle)))")
+        }
+    }
+
+    /// Also writes every packet read to a pcap file.
+    public func openDump(_ path: String) throws(PcapError) {
+        guard let d = pcap_dump_open(handle, path) else {
+            throw PcapError(.unreadable, "cannot write \(path): \(String(cString: pcap_geterr(handle)))")
+        }
+        dumper = d
+    }
+
+    @inline(__always)
+    public func next() -> NextPacket {
+        let status = pcap_next_ex(handle, &header, &data)
+        switch status {
+        case 1:
+            guard let header, let data else { return .timeout }
+            let h = header.pointee
+            if let dumper {
+                pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), header, data)
+            }
+            return .packet(CapturedPacket(
+                bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)),
+                wireLength: Int(h.len),
+                seconds: Int64(h.ts.tv_sec),
+                nanoseconds: Int32(truncatingIfNeeded: h.ts.tv_usec)))
+        case 0:
+            return .timeout
+        case PCAP_ERROR_BREAK:
+            return .end
+        default:
+            return .error(String(cString: pcap_geterr(handle)))
+        }
+    }
+
+    public func flushDump() {
+        if let dumper { pcap_dump_flush(dumper) }
+    }
+
+    /// Bytes of the file consumed so far, for progress.
+    public var fileOffset: Int64? {
+        guard !isLive, let f = pcap_file(handle) else { return nil }
+        let at = ftello(f)
+        return at >= 0 ? Int64(at) : nil
+    }
+
+    /// Kernel statistics of a live capture.
+    public func statistics() -> (received: UInt64, dropped: UInt64, interfaceDropped: UInt64)? {
+        guard isLive else { return nil }
+        var s = pcap_stat()
+        guard pcap_stats(handle, &s) == 0 else { return nil }
+        return (UInt64(s.ps_recv), UInt64(s.ps_drop), UInt64(s.ps_ifdrop))
+    }
+
+    public func breakLoop() { pcap_breakloop(handle) }
+}

@@ -1,0 +1,269 @@
+import PacketDecoding
+import SMTPAnalysis
+import TCPReassembly
+
+/// A tiny JSON object writer: keys in insertion order, ASCII output, no Foundation.
+public struct JSONObject {
+    public private(set) var text = "{"
+    private var first = true
+
+    public init() {}
+
+    private mutating func key(_ k: String) {
+        if !first { text += "," }
+        first = false
+        text += "\""
+        text += k
+        text += "\":"
+    }
+
+    public mutating func string(_ k: String, _ v: String?) {
+        key(k)
+        if let v { Escape.json(v, into: &text) } else { text += "null" }
+    }
+    public mutating func int<T: BinaryInteger>(_ k: String, _ v: T?) {
+        key(k)
+        text += v.map { String($0) } ?? "null"
+    }
+    public mutating func bool(_ k: String, _ v: Bool?) {
+        key(k)
+        text += v.map { $0 ? "true" : "false" } ?? "null"
+    }
+    public mutating func raw(_ k: String, _ json: String) {
+        key(k)
+        text += json
+    }
+    public mutating func object(_ k: String, _ build: (inout JSONObject) -> Void) {
+        var o = JSONObject()
+        build(&o)
+        raw(k, o.closed)
+    }
+    public var closed: String { text + "}" }
+
+    public static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
+    public static func strings(_ items: [String]) -> String { array(items.map { Escape.json($0) }) }
+}
+
+/// One JSON object per session and one summary line: the machine-readable report. Field names
+/// are stable; downstream tools parse them.
+public enum JSONLinesReport {
+    public static func session(_ r: SessionRecord, file: String?) -> String {
+        var o = JSONObject()
+        o.string("type", "session")
+        o.int("id", r.id)
+        if let file { o.string("file", file) }
+        o.string("client", r.client.description)
+        o.string("server", r.server.description)
+        o.int("ip_version", r.ipVersion)
+        o.string("start", r.start.iso8601)
+        o.string("end", r.end.iso8601)
+        o.int("first_frame", r.firstFrame)
+        o.int("bytes_client", r.clientStats.bytes)
+        o.int("bytes_server", r.serverStats.bytes)
+        o.int("gaps", r.gaps)
+        o.int("lost_bytes", r.clientStats.lostBytes + r.serverStats.lostBytes)
+        o.bool("handshake_seen", r.handshakeSeen)
+        o.string("server_evidence", r.serverEvidence.rawValue)
+        o.string("close", r.closeReason?.rawValue)
+        o.string("banner", r.banner)
+        o.string("server_name", r.serverName)
+        o.string("greeting", r.greeting)
+        o.raw("ehlo", JSONObject.array(r.ehlo.map { e in
+            var x = JSONObject()
+            x.int("frame", e.frame)
+            x.int("code", e.code)
+            x.raw("keywords", JSONObject.strings(e.keywords))
+            x.bool("starttls", e.starttls)
+            if !e.maskedKeywords.isEmpty { x.raw("masked", JSONObject.strings(e.maskedKeywords)) }
+            return x.closed
+        }))
+        o.object("starttls") { s in
+            s.bool("offered", r.starttls.offered)
+            s.bool("requested", r.starttls.requested)
+            s.int("reply", r.starttls.reply)
+            s.int("frame", r.starttls.frame)
+        }
+        if let tls = r.tls, tls.started || tls.implicit || r.starttls.reply == 220 {
+            o.raw("tls", tlsJSON(tls))
+        } else {
+            o.raw("tls", "null")
+        }
+        if let auth = r.auth {
+            o.object("auth") { a in
+                a.string("mechanism", auth.mechanism)
+                a.bool("plaintext", auth.plaintext)
+                a.int("frame", auth.frame)
+                a.int("reply", auth.reply)
+            }
+        } else {
+            o.raw("auth", "null")
+        }
+        o.raw("messages", JSONObject.array(r.messages.map { m in
+            var x = JSONObject()
+            x.string("method", m.method.rawValue)
+            x.int("frame", m.frame)
+            x.int("bytes", m.bytes)
+            x.int("rcpt_count", m.recipients)
+            x.int("reply", m.reply)
+            x.bool("encrypted", false)
+            if m.truncated { x.bool("truncated", true) }
+            if m.method == .bdat { x.int("chunks", m.chunks) }
+            return x.closed
+        }))
+        if r.messagesNotListed > 0 { o.int("messages_not_listed", r.messagesNotListed) }
+        o.int("commands", r.commands)
+        o.bool("complete", r.complete)
+        o.string("verdict", r.verdict.rawValue)
+        o.string("verdict_reason", r.verdictReason)
+        o.raw("findings", JSONObject.array(r.findings.map { f in
+            var x = JSONObject()
+            x.string("code", f.code.rawValue)
+            x.int("frame", f.frame)
+            x.string("message", f.message)
+            return x.closed
+        }))
+        if !r.anomalies.isEmpty {
+            var a = JSONObject()
+            for (k, v) in r.anomalies.sorted(by: { $0.key < $1.key }) { a.int(k, v) }
+            o.raw("anomalies", a.closed)
+        }
+        if let transcript = r.transcript {
+            o.raw("transcript", JSONObject.array(transcript.map { line in
+                var x = JSONObject()
+                x.string("dir", line.direction == .clientToServer ? "C" : "S")
+                x.int("frame", line.frame)
+                x.string("text", line.text)
+                return x.closed
+            }))
+        }
+        return o.closed
+    }
+
+    static func tlsJSON(_ tls: TLSFacts) -> String {
+        var t = JSONObject()
+        t.bool("started", tls.started)
+        t.int("frame", tls.frame)
+        t.bool("implicit", tls.implicit)
+        if let sh = tls.serverHello {
+            t.string("version", TLSNames.version(sh.version))
+            t.string("cipher", TLSNames.cipherSuite(sh.cipherSuite))
+            t.string("cipher_code", TLSNames.hex(sh.cipherSuite))
+            t.bool("hello_retry_request", sh.helloRetryRequest)
+        } else {
+            t.raw("version", "null")
+            t.raw("cipher", "null")
+            t.raw("cipher_code", "null")
+        }
+        if let ch = tls.clientHello {
+            t.string("sni", ch.serverName)
+            t.raw("alpn", JSONObject.strings(ch.alpn))
+            t.raw("client_versions", JSONObject.strings(
+                (ch.supportedVersions.isEmpty ? [ch.legacyVersion] : ch.supportedVersions).map(TLSNames.version)))
+            t.int("client_cipher_suites", ch.cipherSuiteCount)
+        } else {
+            t.raw("sni", "null")
+            t.raw("alpn", "[]")
+        }
+        t.raw("certificate", "null")
+        if let alert = tls.alert {
+            t.object("alert") { a in
+                a.string("description", TLSNames.alert(alert.description))
+                a.int("level", alert.level)
+                a.string("from", alert.fromServer ? "server" : "client")
+                a.int("frame", alert.frame)
+            }
+        } else {
+            t.raw("alert", "null")
+        }
+        t.string("problem", tls.problem)
+        return t.closed
+    }
+
+    static func tally(_ t: OfferTally) -> (inout JSONObject) -> Void {
+        { o in
+            o.int("sessions", t.sessions)
+            o.int("ehlo_sessions", t.ehloSessions)
+            o.int("starttls_offered", t.offered)
+            o.int("stripped", t.stripped)
+            o.int("encrypted", t.encrypted)
+            o.int("plaintext_messages", t.plaintextMessages)
+        }
+    }
+
+    public static func summary(_ s: CaptureSummary, capture: CaptureFacts) -> String {
+        var o = JSONObject()
+        o.string("type", "summary")
+        o.raw("files", JSONObject.strings(capture.files))
+        o.int("packets", capture.packets)
+        o.int("sessions", s.sessions)
+        var v = JSONObject()
+        for verdict in Verdict.allCases { v.int(verdict.rawValue, s.verdicts[verdict] ?? 0) }
+        o.raw("verdicts", v.closed)
+        o.int("plaintext_messages", s.plaintextMessages)
+        var f = JSONObject()
+        for code in FindingCode.allCases {
+            let n = code == .starttlsInconsistent ? s.inconsistencies.count : (s.findings[code] ?? 0)
+            if n > 0 { f.int(code.rawValue, n) }
+        }
+        o.raw("findings", f.closed)
+        o.int("total_findings", s.totalFindings)
+        o.raw("by_server", JSONObject.array(s.byServer.sorted { $0.key < $1.key }.map { key, t in
+            var x = JSONObject()
+            x.string("server", key)
+            tally(t)(&x)
+            return x.closed
+        }))
+        var fam = JSONObject()
+        for (family, t) in s.byFamily.sorted(by: { $0.key < $1.key }) { fam.object("ipv\(family)", tally(t)) }
+        o.raw("by_family", fam.closed)
+        o.raw("starttls_inconsistent", JSONObject.array(s.inconsistencies.map { i in
+            var x = JSONObject()
+            x.string("server", i.server)
+            x.raw("offered_in", "[" + i.offeredIn.map(String.init).joined(separator: ",") + "]")
+            x.raw("missing_in", "[" + i.missingIn.map(String.init).joined(separator: ",") + "]")
+            x.raw("offered_ip_versions", "[" + i.offeredFamilies.sorted().map(String.init).joined(separator: ",") + "]")
+            x.raw("missing_ip_versions", "[" + i.missingFamilies.sorted().map(String.init).joined(separator: ",") + "]")
+            return x.closed
+        }))
+        o.object("capture") { c in
+            c.int("connections", capture.reassembly.connections)
+            c.int("evicted", capture.reassembly.evicted)
+            c.int("expired", capture.reassembly.expired)
+            c.int("held_overflows", capture.reassembly.heldOverflows)
+            c.int("stray_packets", capture.reassembly.strayPackets)
+            c.int("ip_fragments", capture.fragments)
+            c.int("malformed", capture.malformed)
+            c.int("not_tcp", capture.notTCP)
+            c.bool("truncated_file", capture.truncatedFile)
+            if let drops = capture.drops {
+                c.int("received", drops.received)
+                c.int("dropped", drops.dropped)
+                c.int("if_dropped", drops.interfaceDropped)
+            }
+        }
+        return o.closed
+    }
+}
+
+/// Capture-level facts for the summary, filled by the engine.
+public struct CaptureFacts: Sendable {
+    public struct Drops: Sendable {
+        public var received: UInt64
+        public var dropped: UInt64
+        public var interfaceDropped: UInt64
+        public init(received: UInt64, dropped: UInt64, interfaceDropped: UInt64) {
+            self.received = received
+            self.dropped = dropped
+            self.interfaceDropped = interfaceDropped
+        }
+    }
+    public var files: [String] = []
+    public var packets: UInt64 = 0
+    public var fragments: UInt64 = 0
+    public var malformed: UInt64 = 0
+    public var notTCP: UInt64 = 0
+    public var truncatedFile = false
+    public var reassembly = ReassemblyStats()
+    public var drops: Drops?
+    public init() {}
+}

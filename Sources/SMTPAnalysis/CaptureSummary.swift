@@ -1,0 +1,113 @@
+import PacketDecoding
+import TCPReassembly
+
+/// Per-group STARTTLS tallies: how often sessions' EHLO replies offered it.
+public struct OfferTally: Sendable, Hashable {
+    public var sessions = 0
+    /// Sessions with at least one successful EHLO reply in plaintext.
+    public var ehloSessions = 0
+    public var offered = 0
+    public var stripped = 0
+    public var encrypted = 0
+    public var plaintextMessages = 0
+    public init() {}
+}
+
+/// The same server seen with and without STARTTLS in one capture.
+public struct Inconsistency: Sendable, Hashable {
+    public var server: String
+    public var offeredIn: [UInt64]
+    public var missingIn: [UInt64]
+    public var offeredFamilies: Set<Int>
+    public var missingFamilies: Set<Int>
+}
+
+/// Aggregates finished sessions into the capture summary. Memory is bounded: at most
+/// `maxGroups` servers are tracked, and session lists are capped.
+public struct CaptureSummary: Sendable {
+    public static let maxGroups = 10_000
+    public static let maxListed = 20
+
+    public var sessions = 0
+    public var verdicts: [Verdict: Int] = [:]
+    public var findings: [FindingCode: Int] = [:]
+    public var plaintextMessages = 0
+    public var byServer: [String: OfferTally] = [:]
+    public var byFamily: [Int: OfferTally] = [:]
+    public var serversNotTracked = 0
+
+    struct Group {
+        var offeredIn: [UInt64] = []
+        var missingIn: [UInt64] = []
+        var offeredCount = 0
+        var missingCount = 0
+        var offeredFamilies: Set<Int> = []
+        var missingFamilies: Set<Int> = []
+    }
+    var groups: [String: Group] = [:]
+    var groupOrder: [String] = []
+
+    public init() {}
+
+    public mutating func add(_ r: SessionRecord) {
+        sessions += 1
+        verdicts[r.verdict, default: 0] += 1
+        for f in r.findings { findings[f.code, default: 0] += 1 }
+        plaintextMessages += r.messages.count + r.messagesNotListed
+
+        let plaintextEHLO = r.ehlo.filter { e in
+            e.code / 100 == 2 && !(r.starttls.reply == 220 && r.starttls.frame.map { e.frame > $0 } == true)
+        }
+        let offered = plaintextEHLO.contains { $0.starttls }
+        var tally = { (t: inout OfferTally) in
+            t.sessions += 1
+            if !plaintextEHLO.isEmpty { t.ehloSessions += 1 }
+            if offered { t.offered += 1 }
+            if r.verdict == .stripped { t.stripped += 1 }
+            if r.verdict == .encrypted { t.encrypted += 1 }
+            t.plaintextMessages += r.messages.count + r.messagesNotListed
+        }
+        let serverKey = r.server.description
+        if byServer[serverKey] != nil || byServer.count < Self.maxGroups {
+            tally(&byServer[serverKey, default: OfferTally()])
+        } else {
+            serversNotTracked += 1
+        }
+        tally(&byFamily[r.ipVersion, default: OfferTally()])
+        tally = { _ in }
+
+        // Group by the name the server declares; else by its address.
+        guard !plaintextEHLO.isEmpty else { return }
+        let identity = r.serverName.map { "\($0) (port \(r.server.port))" } ?? r.server.description
+        if groups[identity] == nil {
+            guard groups.count < Self.maxGroups else { return }
+            groups[identity] = Group()
+            groupOrder.append(identity)
+        }
+        if offered {
+            groups[identity]!.offeredCount += 1
+            groups[identity]!.offeredFamilies.insert(r.ipVersion)
+            if groups[identity]!.offeredIn.count < Self.maxListed { groups[identity]!.offeredIn.append(r.id) }
+        } else {
+            groups[identity]!.missingCount += 1
+            groups[identity]!.missingFamilies.insert(r.ipVersion)
+            if groups[identity]!.missingIn.count < Self.maxListed { groups[identity]!.missingIn.append(r.id) }
+        }
+    }
+
+    /// Servers that offered STARTTLS in some sessions and not in others: the path, not the
+    /// server, removes it.
+    public var inconsistencies: [Inconsistency] {
+        groupOrder.compactMap { key in
+            let g = groups[key]!
+            guard g.offeredCount > 0, g.missingCount > 0 else { return nil }
+            return Inconsistency(server: key, offeredIn: g.offeredIn, missingIn: g.missingIn,
+                                 offeredFamilies: g.offeredFamilies, missingFamilies: g.missingFamilies)
+        }
+    }
+
+    /// Findings counted for the exit status, the summary-level one included.
+    public var totalFindings: Int {
+        findings.values.reduce(0, +) + inconsistencies.count
+    }
+}

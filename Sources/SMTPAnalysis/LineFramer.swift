@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Splits one direction's bytes into lines ending in LF (CRLF or bare LF), across any chunk
+/// boundaries. Keeps at most `keep` bytes of a line and counts the rest, so a megabyte line
+/// costs no memory; finds line ends with memchr and never rescans.
+struct LineFramer {
+    static let keep = 2048
+
+    /// The current line's kept bytes (without CR LF once complete).
+    private(set) var line: [UInt8] = []
+    /// Length of the current line on the wire, including bytes past `keep`.
+    private(set) var length = 0
+    /// Discarding up to the next LF (after a gap, or a mid-stream start).
+    var skipping = false
+
+    init() {
+        line.reserveCapacity(128)
+    }
+
+    var hasPartialLine: Bool { length > 0 }
+
+    /// Consumes bytes from `p` up to and including the next LF. Returns true when a line is
+    /// complete in `line`; `p` then points past the LF.
+    mutating func consume(_ data: UnsafeRawBufferPointer, from p: inout Int) -> Bool {
+        let count = data.count - p
+        guard count > 0, let base = data.baseAddress else { return false }
+        let start = base + p
+        let found = memchr(start, 0x0a, count)
+        let take = found.map { UnsafeRawPointer($0) - start } ?? count
+        if !skipping {
+            let room = Self.keep - line.count
+            if room > 0 {
+                line.append(contentsOf: UnsafeRawBufferPointer(start: start, count: min(room, take)))
+            }
+            length += take
+        }
+        if found == nil {
+            p = data.count
+            return false
+        }
+        p += take + 1
+        if skipping {
+            skipping = false
+            return false
+        }
+        if line.last == 0x0d { line.removeLast() }
+        return true
+    }
+
+    mutating func reset() {
+        line.removeAll(keepingCapacity: true)
+        length = 0
+    }
+
+    /// Drops the partial line and skips to the next line end.
+    mutating func resync() {
+        reset()
+        skipping = true
+    }
+}
+
+/// Finds the end of DATA content (`CRLF.CRLF`, or `LF.LF` from bare-LF clients) across chunk
+/// boundaries, counting bytes without keeping them.
+struct BodyScanner {
+    enum State {
+        case lineStart
+        case middle
+        case dot
+        case dotCR
+    }
+
+    var state = State.lineStart
+    /// Content bytes so far, the terminating `.CRLF` excluded.
+    var bytes: UInt64 = 0
+
+    /// Scans from `p`; returns true when the end-of-data line was consumed (`p` after it).
+    mutating func scan(_ data: UnsafeRawBufferPointer, from p: inout Int) -> Bool {
+        guard let base = data.baseAddress else { return false }
+        let end = data.count
+        var i = p
+        var counted = 0  // bytes of this chunk that are content
+        defer { p = i }
+        while i < end {
+            switch state {
+            case .middle:
+                if let found = memchr(base + i, 0x0a, end - i) {
+                    let next = UnsafeRawPointer(found) - base + 1
+                    counted += next - i
+                    i = next
+                    state = .lineStart
+                } else {
+                    counted += end - i
+                    i = end
+                }
+            case .lineStart:
+                let byte = data[i]
+                i += 1
+                if byte == 0x2e { state = .dot } else {
+                    counted += 1
+                    state = byte == 0x0a ? .lineStart : .middle
+                }
+            case .dot:
+                let byte = data[i]
+                i += 1
+                if byte == 0x0a {  // bare-LF terminator
+                    bytes &+= UInt64(counted)
+                    state = .lineStart
+                    return true
+                }
+                if byte == 0x0d { state = .dotCR } else {
+                    counted += 2  // a dot-stuffed line: the dot and this byte are content
+                    state = .middle
+                }
+            case .dotCR:
+                let byte = data[i]
+                i += 1
+                if byte == 0x0a {
+                    bytes &+= UInt64(counted)
+                    state = .lineStart
+                    return true
+                }
+                counted += 3
+                state = byte == 0x0a ? .lineStart : .middle
+            }
+        }
+        bytes &+= UInt64(counted)
+        return false
+    }
+}

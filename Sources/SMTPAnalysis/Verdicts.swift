@@ -1,0 +1,159 @@
+import PacketDecoding
+import TCPReassembly
+
+extension SMTPSession {
+    /// Ends the session: flushes what is open and derives findings and the verdict.
+    public consuming func finish(client: DirectionStats, server: DirectionStats, end: Timestamp) -> SessionRecord {
+        let meta = ChunkMeta(frame: 0, timestamp: end)
+        if clientMode == .holding { releaseHeld(assumeSuccess: true, meta) }
+        if clientMode == .body || clientMode == .bdat {
+            // The capture stopped inside the content.
+            if clientMode == .body { addToOpenMessage(bytes: body.bytes) }
+            updateOpenMessage { $0.truncated = true }
+        }
+        if clientMode == .preTLS || serverMode == .preTLS { fallBackToPlaintext(meta) }
+        var r = record
+        r.clientStats = client
+        r.serverStats = server
+        if r.end < end { r.end = end }
+        r.findings += derivedFindings()
+        r.findings.sort { ($0.frame ?? .max, $0.code) < ($1.frame ?? .max, $1.code) }
+        r.complete = r.handshakeSeen && client.gaps == 0 && server.gaps == 0
+            && (client.finSeen || client.rstSeen || server.rstSeen) && (server.finSeen || client.rstSeen || server.rstSeen)
+        (r.verdict, r.verdictReason) = Self.verdict(for: r)
+        return r
+    }
+
+    func derivedFindings() -> [Finding] {
+        var out: [Finding] = []
+        let r = record
+        let offeredKeywords = { (e: EHLOReply) in e.keywords.map { $0.split(separator: " ").first.map(String.init) ?? "" } }
+
+        for e in r.ehlo where !e.starttls {
+            // After an accepted STARTTLS a server does not offer it again: not a finding.
+            if let tlsFrame = r.starttls.frame, r.starttls.reply == 220, e.frame > tlsFrame { continue }
+            let listed = offeredKeywords(e)
+            let message: String
+            if e.code / 100 != 2 {
+                message = "EHLO was rejected with \(e.code): no extensions, so no STARTTLS"
+            } else {
+                message = "the EHLO reply did not offer STARTTLS (offered: \(listed.isEmpty ? "nothing" : listed.joined(separator: " ")))"
+            }
+            out.append(Finding(code: .starttlsMissing, frame: e.frame, message: message))
+            if !e.maskedKeywords.isEmpty {
+                out.append(Finding(code: .starttlsStripped, frame: e.frame,
+                    message: "the EHLO reply shows \(e.maskedKeywords.joined(separator: " ")) where STARTTLS belongs: a middlebox (e.g. Cisco ASA ESMTP inspection) masked it"))
+            }
+        }
+
+        if r.starttls.requested, let code = r.starttls.reply, code != 220 {
+            if r.starttls.offered && (code == 500 || code == 502) {
+                out.append(Finding(code: .starttlsStripped, frame: r.starttls.frame,
+                    message: "STARTTLS was offered but the command came back \(code) (unrecognized): a middlebox rewrote the command"))
+            } else {
+                out.append(Finding(code: .starttlsRefused, frame: r.starttls.frame,
+                    message: "the server answered STARTTLS with \(code)"))
+            }
+        }
+
+        if r.starttls.offered && !r.starttls.requested && plaintextCommandsAfterOffer {
+            out.append(Finding(code: .starttlsUnused, frame: firstPlaintextAfterOfferFrame,
+                message: "STARTTLS was offered but the client went on in plaintext"))
+        }
+
+        if let injection = commandInjection {
+            out.append(Finding(code: .starttlsCommandInjection, frame: injection.frame,
+                message: "\(injection.bytes) bytes of plaintext commands followed STARTTLS before the TLS handshake (CVE-2011-0411 pattern)"))
+        }
+        if responseInjectionBytes > 0 || (record.tls?.started == true && !preTLSServer.isEmpty) {
+            let count = max(responseInjectionBytes, preTLSServer.count)
+            out.append(Finding(code: .starttlsResponseInjection, frame: responseInjectionFrame,
+                message: "the server sent \(count) plaintext bytes after its 220 to STARTTLS before the TLS ServerHello"))
+        }
+        if r.starttls.reply == 220 && r.tls?.started != true {
+            out.append(Finding(code: .tlsNotStarted, frame: r.starttls.frame,
+                message: "the server accepted STARTTLS but no TLS handshake followed"))
+        }
+
+        if let auth = r.auth, auth.plaintext {
+            out.append(Finding(code: .plaintextAuth, frame: auth.frame,
+                message: "AUTH \(auth.mechanism) was sent without TLS: the credentials crossed the wire in the clear"))
+        }
+
+        for m in r.messages {
+            let reply = m.reply.map { code in code / 100 == 2 ? "accepted (\(code))" : "refused (\(code))" } ?? "no final reply seen"
+            out.append(Finding(code: .plaintextData, frame: m.frame,
+                message: "message content sent in plaintext with \(m.method.rawValue): \(m.bytes) bytes\(m.truncated ? " (cut short)" : ""), \(m.recipients) recipient(s), \(reply)"))
+        }
+        if r.messagesNotListed > 0 {
+            out.append(Finding(code: .plaintextData, frame: nil,
+                message: "\(r.messagesNotListed) more plaintext message(s) past the listing limit"))
+        }
+
+        if let tls = r.tls {
+            if let hello = tls.serverHello, !hello.helloRetryRequest {
+                let version = TLSNames.version(hello.version)
+                if hello.version < 0x0303 {
+                    out.append(Finding(code: .weakTLS, frame: tls.frame,
+                        message: "TLS version \(version) was agreed (below TLS 1.2)"))
+                } else if TLSNames.isWeak(cipherSuite: hello.cipherSuite) {
+                    out.append(Finding(code: .weakTLS, frame: tls.frame,
+                        message: "weak cipher suite \(TLSNames.cipherSuite(hello.cipherSuite)) was agreed"))
+                }
+            }
+            if let alert = tls.alert, alert.level == 2 {
+                out.append(Finding(code: .tlsFailed, frame: alert.frame,
+                    message: "the \(alert.fromServer ? "server" : "client") sent the TLS alert \(TLSNames.alert(alert.description))"))
+            } else if tls.started && tls.serverHello == nil && (serverBytesSeen > 0 || serverClosed) && tlsServer.recordsSeen == 0 {
+                out.append(Finding(code: .tlsFailed, frame: tls.frame,
+                    message: "the ClientHello got no ServerHello\(tls.problem.map { " (\($0))" } ?? "")"))
+            }
+        }
+
+        let gaps = r.clientStats.gaps + r.serverStats.gaps
+        if gaps > 0 {
+            let lost = r.clientStats.lostBytes + r.serverStats.lostBytes
+            out.append(Finding(code: .captureGap, frame: nil,
+                message: "\(gaps) gap(s), \(lost) bytes missing from the capture (client \(r.clientStats.lostBytes), server \(r.serverStats.lostBytes)): results may be incomplete"))
+        }
+        return out
+    }
+
+    static func verdict(for r: SessionRecord) -> (Verdict, String) {
+        let codes = Set(r.findings.map(\.code))
+        if codes.contains(.starttlsStripped) {
+            if r.ehlo.contains(where: { !$0.maskedKeywords.isEmpty && !$0.starttls }) {
+                let masked = r.ehlo.flatMap(\.maskedKeywords).first ?? "XXXXXXXA"
+                return (.stripped, "NOT ENCRYPTED: server's EHLO reply had no STARTTLS (masked as \(masked): a middlebox is stripping it)")
+            }
+            return (.stripped, "NOT ENCRYPTED: STARTTLS was rewritten on the path (the server answered it as an unknown command)")
+        }
+        let plaintextMessages = r.messages.count + r.messagesNotListed
+        if plaintextMessages > 0 {
+            let why: String
+            if r.starttls.reply == 220 { why = "STARTTLS was accepted but no TLS followed" }
+            else if r.starttls.requested { why = "STARTTLS was refused" }
+            else if r.starttls.offered { why = "STARTTLS was offered but not used" }
+            else if r.greeting == "HELO" { why = "the client used HELO: no extensions, no STARTTLS" }
+            else if r.ehlo.isEmpty { why = "no EHLO reply seen" }
+            else { why = "the server's EHLO reply had no STARTTLS" }
+            return (.plaintext, "NOT ENCRYPTED: \(plaintextMessages) message(s) sent in plaintext (\(why))")
+        }
+        if let tls = r.tls, tls.started {
+            var what = tls.implicit ? "ENCRYPTED (implicit TLS)" : "ENCRYPTED after STARTTLS"
+            if let hello = tls.serverHello {
+                what += " (\(TLSNames.version(hello.version)), \(TLSNames.cipherSuite(hello.cipherSuite)))"
+            } else if codes.contains(.tlsFailed) {
+                what = "TLS HANDSHAKE FAILED"
+                return (.inconclusive, what)
+            }
+            return (.encrypted, what)
+        }
+        if r.auth?.plaintext == true {
+            return (.plaintext, "NOT ENCRYPTED: credentials sent in plaintext (no message)")
+        }
+        if r.gaps > 0 { return (.inconclusive, "INCONCLUSIVE: bytes missing from the capture and no message seen") }
+        if !r.handshakeSeen { return (.inconclusive, "INCONCLUSIVE: the capture starts mid-session and no message was seen") }
+        return (.inconclusive, "INCONCLUSIVE: no message was exchanged")
+    }
+}

@@ -1,0 +1,320 @@
+import PacketDecoding
+import PcapSource
+import Reporting
+import SMTPAnalysis
+import Synchronization
+import TCPReassembly
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the command line decides.
+public struct EngineOptions: Sendable {
+    public enum Format: Sendable { case text, json }
+
+    public var files: [String] = []
+    public var interface: String?
+    public var snapLength: Int32 = 262_144
+    public var promiscuous = true
+    /// A tcpdump expression that replaces the default filter.
+    public var filter: String?
+    public var ports: [UInt16] = [25, 587, 465, 2525]
+    public var packetLimit: UInt64?
+    public var sessionLimit: Int?
+    public var durationSeconds: Double?
+    public var writeFile: String?
+    public var format = Format.text
+    public var transcript = false
+    public var quiet = false
+    public var color = false
+    public var progress = false
+    public var limits = ReassemblyLimits()
+    public var idleTimeoutSeconds: Int64 {
+        get { limits.idleTimeoutSeconds }
+        set { limits.idleTimeoutSeconds = newValue }
+    }
+    public var maxConnections: Int {
+        get { limits.maxConnections }
+        set { limits.maxConnections = newValue }
+    }
+    public var maxHeldBytesPerDirection: Int {
+        get { limits.maxHeldBytesPerDirection }
+        set { limits.maxHeldBytesPerDirection = newValue }
+    }
+    public var implicitTLSPorts: Set<UInt16> = [465]
+    /// User to switch to after opening a live capture (nil: stay).
+    public var dropToUser: String?
+
+    public init() {}
+
+    public var defaultFilter: String {
+        ports.map { "tcp port \($0)" }.joined(separator: " or ")
+    }
+}
+
+/// What a run found, for the exit status.
+public struct RunResult: Sendable {
+    public var sessions: Int
+    public var findings: Int
+    public var packets: UInt64
+    public var warnings: [String]
+}
+
+/// Set by SIGINT/SIGTERM; the capture loop checks it and ends cleanly.
+let stopRequested = Atomic<Bool>(false)
+
+/// Asks a running engine to stop at the next packet (signal handlers call this).
+public func requestStop() {
+    stopRequested.store(true, ordering: .relaxed)
+}
+
+/// Makes an SMTP machine per connection and reports each session when it ends.
+struct SessionFactory: StreamFactory {
+    let options: SessionOptions
+    var finishedSessions: [SessionRecord] = []
+    var emptyConnections = 0
+
+    mutating func makeConsumer(_ info: ConnectionInfo) -> SMTPSession {
+        SMTPSession(info: info, options: options)
+    }
+
+    mutating func finished(_ consumer: consuming SMTPSession, info: ConnectionInfo,
+                           client: DirectionStats, server: DirectionStats, end: Timestamp) {
+        if client.bytes == 0 && server.bytes == 0 && client.gaps == 0 && server.gaps == 0 {
+            emptyConnections += 1  // a SYN with no data: nothing SMTP to say
+            return
+        }
+        finishedSessions.append(consumer.finish(client: client, server: server, end: end))
+    }
+}
+
+/// Wires capture -> decode -> reassembly -> SMTP analysis -> report.
+public final class Engine {
+    let options: EngineOptions
+    let output: ReportOutput
+    let errors: ReportOutput
+    var summary = CaptureSummary()
+    var capture = CaptureFacts()
+    var reported = 0
+    var findingsReported = 0
+    var warnings: [String] = []
+    /// Offline: sessions are printed in the order they started; finished ones wait here for
+    /// earlier ones still open (bounded).
+    var reorder: [UInt64: SessionRecord] = [:]
+    var nextToPrint: UInt64 = 1
+    static let reorderLimit = 4096
+    let text: TextReport
+
+    public init(options: EngineOptions, output: ReportOutput = ReportOutput(), errors: ReportOutput = ReportOutput(fd: 2, autoFlush: true)) {
+        self.options = options
+        self.output = output
+        self.errors = errors
+        self.text = TextReport(color: options.color, transcript: options.transcript)
+    }
+
+    func warn(_ message: String) {
+        warnings.append(message)
+        errors.write("smtpcap: warning: \(message)\n")
+    }
+
+    var sessionOptions: SessionOptions {
+        var s = SessionOptions()
+        s.transcript = options.transcript
+        s.implicitTLSPorts = options.implicitTLSPorts
+        return s
+    }
+
+    /// Runs to the end of the input or a stop condition. Throws only when nothing could be
+    /// analyzed.
+    public func run() throws(PcapError) -> RunResult {
+        if let interface = options.interface {
+            let source = try PcapSource.openLive(device: interface, snapLength: options.snapLength,
+                                                 promiscuous: options.promiscuous)
+            try source.setFilter(options.filter ?? options.defaultFilter)
+            if let path = options.writeFile { try source.openDump(path) }
+            if let user = options.dropToUser { try dropPrivileges(to: user) }
+            capture.files = ["live:\(interface)"]
+            output.autoFlush = true
+            try analyze(source, name: interface, fileLabel: nil)
+            if let s = source.statistics() {
+                capture.drops = .init(received: s.received, dropped: s.dropped, interfaceDropped: s.interfaceDropped)
+                if s.dropped > 0 || s.interfaceDropped > 0 {
+                    warn("the kernel dropped \(s.dropped + s.interfaceDropped) packet(s): results may be incomplete")
+                }
+            }
+        } else {
+            var opened = 0
+            var lastError: PcapError?
+            for path in options.files {
+                if stopRequested.load(ordering: .relaxed) { break }
+                let source: PcapSource
+                do {
+                    source = try PcapSource.openOffline(path)
+                    try source.setFilter(options.filter ?? options.defaultFilter)
+                    if let write = options.writeFile { try source.openDump(write) }
+                } catch {
+                    if error.kind == .badFilter { throw error }
+                    lastError = error
+                    errors.write("smtpcap: \(error.message)\n")
+                    continue
+                }
+                opened += 1
+                capture.files.append(path == "-" ? "<stdin>" : path)
+                try analyze(source, name: path, fileLabel: options.files.count > 1 ? path : nil)
+            }
+            if opened == 0, let lastError {
+                throw PcapError(lastError.kind, lastError.message)
+            }
+        }
+        flushReorder(all: true)
+        switch options.format {
+        case .json: output.write(JSONLinesReport.summary(summary, capture: capture) + "\n")
+        case .text: output.write(text.summary(summary, capture: capture))
+        }
+        output.flush()
+        return RunResult(sessions: summary.sessions, findings: summary.totalFindings, packets: capture.packets, warnings: warnings)
+    }
+
+    func analyze(_ source: PcapSource, name: String, fileLabel: String?) throws(PcapError) {
+        guard let link = LinkType(dlt: source.datalink) else {
+            throw PcapError(.other, "\(name): link type \(source.datalinkName) is not supported (Ethernet, Linux cooked, loopback and raw IP are)")
+        }
+        let decoder = PacketDecoder(linkType: link)
+        var table = FlowTable(factory: SessionFactory(options: sessionOptions), limits: options.limits,
+                              serverPorts: Set(options.ports))
+        var frame: UInt64 = 0
+        var firstSeconds: Int64?
+        let wallStart = monotonicSeconds()
+        var lastProgress = wallStart
+        let showProgress = options.progress && source.fileSize != nil
+        nextToPrint = 1
+        var fileEnded = false
+        packetLoop: while true {
+            if stopRequested.load(ordering: .relaxed) { break }
+            switch source.next() {
+            case .packet(let packet):
+                frame += 1
+                capture.packets += 1
+                let meta = ChunkMeta(frame: frame, timestamp: Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds))
+                switch decoder.decode(packet.bytes) {
+                case .tcp(let segment):
+                    table.process(segment, frame: packet.bytes, meta: meta)
+                case .notTCP: capture.notTCP += 1
+                case .fragment: capture.fragments += 1
+                case .malformed: capture.malformed += 1
+                }
+                if !table.factory.finishedSessions.isEmpty { drain(&table, fileLabel: fileLabel) }
+                if let limit = options.packetLimit, capture.packets >= limit { break packetLoop }
+                if let limit = options.sessionLimit, reported >= limit { break packetLoop }
+                if let duration = options.durationSeconds, !source.isLive {
+                    if firstSeconds == nil { firstSeconds = packet.seconds }
+                    if Double(packet.seconds - firstSeconds!) >= duration { break packetLoop }
+                }
+                if frame & 0xffff == 0 {
+                    if source.isLive { source.flushDump() }
+                    if showProgress {
+                        let now = monotonicSeconds()
+                        if now - lastProgress >= 0.5 {
+                            lastProgress = now
+                            progress(source, elapsed: now - wallStart)
+                        }
+                    }
+                }
+            case .timeout:
+                source.flushDump()
+            case .end:
+                fileEnded = true
+                break packetLoop
+            case .error(let message):
+                capture.truncatedFile = !source.isLive
+                warn("\(name): \(message); analyzed what came before the damage")
+                fileEnded = true
+                break packetLoop
+            }
+            if source.isLive, let duration = options.durationSeconds, monotonicSeconds() - wallStart >= duration { break }
+        }
+        _ = fileEnded
+        if showProgress { errors.write("\r\u{1b}[K") }
+        table.finishAll()
+        drain(&table, fileLabel: fileLabel)
+        capture.reassembly.connections += table.stats.connections
+        capture.reassembly.evicted += table.stats.evicted
+        capture.reassembly.expired += table.stats.expired
+        capture.reassembly.heldOverflows += table.stats.heldOverflows
+        capture.reassembly.strayPackets += table.stats.strayPackets
+        source.flushDump()
+        flushReorder(all: true)
+    }
+
+    func drain(_ table: inout FlowTable<SessionFactory>, fileLabel: String?) {
+        let done = table.factory.finishedSessions
+        table.factory.finishedSessions.removeAll(keepingCapacity: true)
+        for record in done { finished(record, fileLabel: fileLabel) }
+    }
+
+    var currentFileLabel: String?
+
+    func finished(_ record: SessionRecord, fileLabel: String?) {
+        currentFileLabel = fileLabel
+        if let limit = options.sessionLimit, reported >= limit { return }
+        reported += 1
+        summary.add(record)
+        if options.interface != nil {
+            emit(record)
+            return
+        }
+        reorder[record.id] = record
+        flushReorder(all: false)
+    }
+
+    func flushReorder(all: Bool) {
+        while let r = reorder.removeValue(forKey: nextToPrint) {
+            emit(r)
+            nextToPrint += 1
+        }
+        if all || reorder.count > Self.reorderLimit {
+            let ids = reorder.keys.sorted()
+            for id in ids.prefix(all ? ids.count : ids.count - Self.reorderLimit / 2) {
+                emit(reorder.removeValue(forKey: id)!)
+                nextToPrint = max(nextToPrint, id + 1)
+            }
+            while let r = reorder.removeValue(forKey: nextToPrint) {
+                emit(r)
+                nextToPrint += 1
+            }
+        }
+    }
+
+    func emit(_ record: SessionRecord) {
+        if options.quiet && record.findings.isEmpty { return }
+        switch options.format {
+        case .json: output.write(JSONLinesReport.session(record, file: currentFileLabel) + "\n")
+        case .text: output.write(text.session(record, file: currentFileLabel) + "\n")
+        }
+    }
+
+    func progress(_ source: PcapSource, elapsed: Double) {
+        guard let size = source.fileSize, size > 0, let at = source.fileOffset else { return }
+        let rate = elapsed > 0 ? Double(at) / elapsed / 1e6 : 0
+        let percent = Int(Double(at) * 100 / Double(size))
+        errors.write("\rsmtpcap: \(at >> 20) of \(size >> 20) MiB (\(percent)%), \(summary.sessions) sessions, \(Int(rate)) MB/s\u{1b}[K")
+    }
+
+    func dropPrivileges(to user: String) throws(PcapError) {
+        guard geteuid() == 0 else { return }
+        if user == "root" { return }
+        guard let pw = getpwnam(user) else {
+            throw PcapError(.other, "cannot drop privileges: no user '\(user)' (use -Z root to keep them)")
+        }
+        let uid = pw.pointee.pw_uid, gid = pw.pointee.pw_gid
+        guard setgroups(0, nil) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
+            throw PcapError(.other, "cannot drop privileges to '\(user)': \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,272 @@
+import PacketDecoding
+
+/// Caps and timeouts of the reassembler. Every cap degrades (a gap, an eviction) and is
+/// counted; none is fatal.
+public struct ReassemblyLimits: Sendable {
+    /// Connections tracked at once; past it the least recently active are evicted.
+    public var maxConnections: Int = 65_536
+    /// Out-of-order bytes held per direction.
+    public var maxHeldBytesPerDirection: Int = 1 << 20
+    /// Out-of-order bytes held across all connections.
+    public var maxHeldBytesTotal: Int = 64 << 20
+    /// A connection with no packet for this long (capture time) is ended.
+    public var idleTimeoutSeconds: Int64 = 300
+
+    public init() {}
+}
+
+/// Counters of what the reassembler did with the capture.
+public struct ReassemblyStats: Sendable, Hashable {
+    public var connections: UInt64 = 0
+    public var evicted: UInt64 = 0
+    public var expired: UInt64 = 0
+    public var heldOverflows: UInt64 = 0
+    /// Packets for a connection already ended (late retransmissions, stray ACKs).
+    public var strayPackets: UInt64 = 0
+    public init() {}
+}
+
+struct Flow<Consumer: StreamConsumer> {
+    var info: ConnectionInfo
+    var client = HalfStream()
+    var server = HalfStream()
+    var consumer: Consumer
+    var lastSeen: Timestamp
+    var clientISN: UInt32?
+
+    mutating func handle(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, fromClient: Bool,
+                         meta: ChunkMeta, limits: ReassemblyLimits) -> Int {
+        lastSeen = meta.timestamp
+        let direction: Direction = fromClient ? .clientToServer : .serverToClient
+        let flags = segment.flags
+        if flags.contains(.rst) {
+            if fromClient { client.stats.rstSeen = true } else { server.stats.rstSeen = true }
+            return 0
+        }
+        if flags.contains(.syn) {
+            if fromClient {
+                if clientISN == nil { clientISN = segment.sequence }
+                client.syn(sequence: segment.sequence)
+            } else {
+                server.syn(sequence: segment.sequence)
+            }
+        }
+        var newlyHeld = 0
+        let dataSequence = flags.contains(.syn) ? segment.sequence &+ 1 : segment.sequence
+        if segment.wirePayload > 0 {
+            if fromClient {
+                newlyHeld = client.segment(sequence: dataSequence, payload: payload, wireLength: segment.wirePayload,
+                                           meta: meta, direction: direction,
+                                           holdLimit: limits.maxHeldBytesPerDirection, consumer: &consumer)
+            } else {
+                newlyHeld = server.segment(sequence: dataSequence, payload: payload, wireLength: segment.wirePayload,
+                                           meta: meta, direction: direction,
+                                           holdLimit: limits.maxHeldBytesPerDirection, consumer: &consumer)
+            }
+        }
+        if flags.contains(.ack) {
+            // This side's ACK speaks of the other direction's bytes.
+            if fromClient {
+                server.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .serverToClient, consumer: &consumer)
+            } else {
+                client.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .clientToServer, consumer: &consumer)
+            }
+        }
+        if flags.contains(.fin) {
+            if fromClient {
+                client.fin(sequence: dataSequence, payloadLength: segment.wirePayload, meta: meta, direction: direction, consumer: &consumer)
+            } else {
+                server.fin(sequence: dataSequence, payloadLength: segment.wirePayload, meta: meta, direction: direction, consumer: &consumer)
+            }
+        }
+        return newlyHeld
+    }
+
+    var heldBytes: Int { client.heldBytes + server.heldBytes }
+
+    var bothClosed: Bool { client.closed && server.closed }
+
+    mutating func flushHeld(meta: ChunkMeta) {
+        client.flushHeld(upTo: nil, meta: meta, direction: .clientToServer, consumer: &consumer)
+        server.flushHeld(upTo: nil, meta: meta, direction: .serverToClient, consumer: &consumer)
+    }
+
+    mutating func finish(_ reason: CloseReason, meta: ChunkMeta) {
+        client.finish(reason, meta: meta, direction: .clientToServer, consumer: &consumer)
+        server.finish(reason, meta: meta, direction: .serverToClient, consumer: &consumer)
+    }
+}
+
+/// Tracks TCP connections, reassembles each direction and hands ordered bytes, gaps and
+/// closes to one consumer per connection, made by the factory.
+public struct FlowTable<Factory: StreamFactory> {
+    public typealias Consumer = Factory.Consumer
+
+    public var factory: Factory
+    public let limits: ReassemblyLimits
+    /// Ports that mark the server side when no handshake was seen.
+    public var serverPorts: Set<UInt16>
+    public private(set) var stats = ReassemblyStats()
+
+    private var slots: [Flow<Consumer>?] = []
+    private var freeSlots: [Int] = []
+    private var index: [FlowKey: Int] = [:]
+    private var heldTotal = 0
+    private var nextID: UInt64 = 1
+    private var lastExpiryCheck: Int64 = Int64.min
+    private var now = Timestamp.zero
+
+    public init(factory: Factory, limits: ReassemblyLimits = ReassemblyLimits(), serverPorts: Set<UInt16>) {
+        self.factory = factory
+        self.limits = limits
+        self.serverPorts = serverPorts
+        index.reserveCapacity(1024)
+    }
+
+    public var openConnections: Int { index.count }
+
+    /// Feeds one decoded segment; `frame` is the captured frame it was decoded from.
+    public mutating func process(_ segment: TCPSegment, frame: UnsafeRawBufferPointer, meta: ChunkMeta) {
+        now = meta.timestamp
+        if meta.timestamp.seconds != lastExpiryCheck {
+            lastExpiryCheck = meta.timestamp.seconds
+            expireIdle(now: meta.timestamp)
+        }
+        let (key, _) = FlowKey.canonical(source: segment.source, destination: segment.destination)
+        let payload = UnsafeRawBufferPointer(rebasing: frame[segment.payloadOffset..<(segment.payloadOffset + segment.capturedPayload)])
+
+        var slot: Int
+        if let existing = index[key] {
+            slot = existing
+            // The same 4-tuple reused: a fresh SYN from the client with another ISN.
+            if segment.flags.contains(.syn), !segment.flags.contains(.ack),
+               let isn = slots[slot]!.clientISN, isn != segment.sequence {
+                end(slot: slot, reason: .fin, meta: meta)
+                slot = create(segment, payload: payload, key: key, meta: meta)
+            } else if slots[slot]!.bothClosed {
+                if segment.flags.contains(.syn) && !segment.flags.contains(.ack) {
+                    end(slot: slot, reason: .fin, meta: meta)
+                    slot = create(segment, payload: payload, key: key, meta: meta)
+                } else {
+                    stats.strayPackets += 1
+                    return
+                }
+            }
+        } else {
+            // Nothing to start from: a lone RST or a pure ACK of a connection we never saw.
+            if segment.flags.contains(.rst) || (segment.wirePayload == 0 && !segment.flags.contains(.syn)) {
+                stats.strayPackets += 1
+                return
+            }
+            slot = create(segment, payload: payload, key: key, meta: meta)
+        }
+
+        let fromClient = segment.source == slots[slot]!.info.client
+        let held = slots[slot]!.handle(segment, payload: payload, fromClient: fromClient, meta: meta, limits: limits)
+        if held > 0 {
+            heldTotal += held
+            if heldTotal > limits.maxHeldBytesTotal {
+                stats.heldOverflows += 1
+                let before = slots[slot]!.heldBytes
+                slots[slot]!.flushHeld(meta: meta)
+                heldTotal -= before
+            }
+        }
+        if segment.flags.contains(.rst) {
+            end(slot: slot, reason: .rst, meta: meta)
+        } else if slots[slot]!.bothClosed {
+            end(slot: slot, reason: .fin, meta: meta)
+        }
+    }
+
+    private func isServerPort(_ port: UInt16) -> Bool { serverPorts.contains(port) }
+
+    private mutating func create(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, key: FlowKey, meta: ChunkMeta) -> Int {
+        if index.count >= limits.maxConnections { evictOldest() }
+        var client = segment.source
+        var server = segment.destination
+        var evidence = ServerEvidence.guess
+        let syn = segment.flags.contains(.syn)
+        if syn && !segment.flags.contains(.ack) {
+            evidence = .handshake
+        } else if syn {
+            swap(&client, &server)
+            evidence = .handshake
+        } else if isServerPort(segment.destination.port) != isServerPort(segment.source.port) {
+            if isServerPort(segment.source.port) { swap(&client, &server) }
+            evidence = .port
+        } else if payload.count >= 4, payload[0] == UInt8(ascii: "2"), payload[1] == UInt8(ascii: "2"),
+                  payload[2] == UInt8(ascii: "0"), payload[3] == UInt8(ascii: " ") || payload[3] == UInt8(ascii: "-") {
+            swap(&client, &server)
+            evidence = .greeting
+        } else if payload.count >= 4, (payload[0] | 0x20) >= UInt8(ascii: "a"), (payload[0] | 0x20) <= UInt8(ascii: "z") {
+            evidence = .greeting  // the sender opens with a command
+        } else if segment.source.port < segment.destination.port {
+            swap(&client, &server)
+        }
+        let info = ConnectionInfo(id: nextID, client: client, server: server, serverEvidence: evidence,
+                                  handshakeSeen: syn && !segment.flags.contains(.ack),
+                                  firstFrame: meta.frame, start: meta.timestamp)
+        nextID += 1
+        stats.connections += 1
+        let flow = Flow(info: info, consumer: factory.makeConsumer(info), lastSeen: meta.timestamp)
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slots[free] = flow
+            slot = free
+        } else {
+            slots.append(flow)
+            slot = slots.count - 1
+        }
+        index[key] = slot
+        return slot
+    }
+
+    private mutating func end(slot: Int, reason: CloseReason, meta: ChunkMeta) {
+        guard var flow = slots[slot].take() else { return }
+        heldTotal -= flow.heldBytes
+        flow.finish(reason, meta: meta)
+        let (key, _) = FlowKey.canonical(source: flow.info.client, destination: flow.info.server)
+        index[key] = nil
+        freeSlots.append(slot)
+        factory.finished(flow.consumer, info: flow.info, client: flow.client.stats, server: flow.server.stats,
+                         end: flow.lastSeen)
+    }
+
+    /// Ends connections idle longer than the timeout.
+    private mutating func expireIdle(now: Timestamp) {
+        let deadline = now.seconds - limits.idleTimeoutSeconds
+        var stale: [Int] = []
+        for (_, slot) in index where slots[slot]!.lastSeen.seconds < deadline {
+            stale.append(slot)
+        }
+        guard !stale.isEmpty else { return }
+        stale.sort { slots[$0]!.info.id < slots[$1]!.info.id }
+        for slot in stale {
+            stats.expired += 1
+            end(slot: slot, reason: .idle, meta: ChunkMeta(frame: 0, timestamp: now))
+        }
+    }
+
+    /// The table is full: end the least recently active eighth of it in one pass, so a flood
+    /// of new connections costs amortised O(1) per packet.
+    private mutating func evictOldest() {
+        var candidates: [(Timestamp, UInt64, Int)] = []
+        candidates.reserveCapacity(index.count)
+        for (_, slot) in index { candidates.append((slots[slot]!.lastSeen, slots[slot]!.info.id, slot)) }
+        candidates.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        let count = max(1, candidates.count / 8)
+        for (_, _, slot) in candidates.prefix(count) {
+            stats.evicted += 1
+            end(slot: slot, reason: .evicted, meta: ChunkMeta(frame: 0, timestamp: now))
+        }
+    }
+
+    /// Ends every open connection (end of capture), oldest first.
+    public mutating func finishAll(reason: CloseReason = .endOfCapture) {
+        let open = index.values.sorted { slots[$0]!.info.id < slots[$1]!.info.id }
+        for slot in open {
+            end(slot: slot, reason: reason, meta: ChunkMeta(frame: 0, timestamp: slots[slot]!.lastSeen))
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import ArgumentParser
+import SMTPCapEngine
+import PcapSource
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SMTPCapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "smtpcap",
+        abstract: "Passive analyzer of SMTP sessions: finds EHLO replies without STARTTLS, mail sent in plaintext, and STARTTLS stripped on the path.",
+        discussion: """
+        Reads a capture file (-r) or captures live (-i), reassembles TCP on the SMTP ports \
+        (25, 587, 465, 2525 by default) and prints each SMTP session with a verdict: \
+        encrypted, plaintext, stripped or inconclusive.
+
+        EXIT STATUS
+          0  no finding was reported
+          1  at least one finding was reported
+          2  error (bad arguments, unreadable input, no permission)
+
+        EXAMPLES
+          sudo smtpcap -i eth0 --sessions 1     # during one test send
+          smtpcap -r packet.log                 # a tcpdump capture made elsewhere
+          smtpcap -r packet.log --json | jq .   # JSON lines for pipelines
+          smtpcap -r a.pcap host 203.0.113.25   # a tcpdump filter replaces the default
+        """)
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Read packets from a pcap or pcapng file ('-' for standard input). Repeatable.", valueName: "file"))
+    var read: [String] = []
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Capture live on this interface ('any' for all).", valueName: "iface"))
+    var interface: String?
+
+    @Flag(name: [.customShort("D"), .customLong("list-interfaces")], help: "List the interfaces that can be captured on.")
+    var listInterfaces = false
+
+    @Option(name: [.customShort("s"), .customLong("snaplen")], help: ArgumentHelp("Bytes to capture per packet.", valueName: "bytes"))
+    var snapLength: Int32 = 262_144
+
+    @Flag(name: [.customShort("p"), .customLong("no-promiscuous-mode")], help: "Do not put the interface into promiscuous mode.")
+    var noPromiscuous = false
+
+    @Option(name: .long, help: ArgumentHelp("SMTP server ports (comma-separated).", valueName: "ports"))
+    var ports: String = "25,587,465,2525"
+
+    @Option(name: .long, help: ArgumentHelp("Ports whose sessions are TLS from the first byte.", valueName: "ports"))
+    var implicitTlsPorts: String = "465"
+
+    @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many packets.", valueName: "count"))
+    var count: UInt64?
+
+    @Option(name: .long, help: ArgumentHelp("Stop after this many finished SMTP sessions.", valueName: "n"))
+    var sessions: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Stop after this many seconds (live: wall clock; files: capture time).", valueName: "seconds"))
+    var duration: Double?
+
+    @Option(name: .customShort("w"), help: ArgumentHelp("Also write every captured packet to this pcap file.", valueName: "file"))
+    var write: String?
+
+    @Flag(name: .long, help: "Print JSON lines: one object per session, then a summary object.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Add an SMTP transcript per session (credentials and message content replaced by byte counts).")
+    var verbose = false
+
+    @Flag(name: .shortAndLong, help: "Print only sessions with findings, and the summary.")
+    var quiet = false
+
+    @Option(name: .long, help: ArgumentHelp("Colour: auto, always or never.", valueName: "when"))
+    var color: String = "auto"
+
+    @Option(name: .long, help: ArgumentHelp("End connections idle this long (capture time).", valueName: "seconds"))
+    var idleTimeout: Int64 = 300
+
+    @Option(name: .long, help: ArgumentHelp("Connections tracked at once.", valueName: "n"))
+    var maxConnections: Int = 65_536
+
+    @Option(name: .long, help: ArgumentHelp("Out-of-order bytes held per connection direction.", valueName: "bytes"))
+    var maxHeldBytes: Int = 1 << 20
+
+    @Option(name: [.customShort("Z"), .customLong("relinquish-privileges")],
+            help: ArgumentHelp("After opening a live capture as root, switch to this user (default nobody; 'root' keeps root).", valueName: "user"))
+    var user: String?
+
+    @Argument(help: ArgumentHelp("A tcpdump filter expression; replaces the default port filter.", valueName: "expression"))
+    var expression: [String] = []
+
+    func validate() throws {
+        if !listInterfaces && read.isEmpty && interface == nil {
+            throw ValidationError("nothing to read: give -r FILE or -i INTERFACE (see --help)")
+        }
+        if !read.isEmpty && interface != nil { throw ValidationError("-r and -i cannot be used together") }
+        if write != nil && read.count > 1 { throw ValidationError("-w takes one input") }
+        if snapLength < 64 || snapLength > 262_144 { throw ValidationError("-s must be between 64 and 262144") }
+        if !["auto", "always", "never"].contains(color) { throw ValidationError("--color takes auto, always or never") }
+        if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
+        if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+        if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1") }
+        if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if maxHeldBytes < 0 { throw ValidationError("--max-held-bytes must not be negative") }
+        _ = try Self.parsePorts(ports, option: "--ports")
+        _ = try Self.parsePorts(implicitTlsPorts, option: "--implicit-tls-ports")
+    }
+
+    static func parsePorts(_ text: String, option: String) throws -> [UInt16] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        var out: [UInt16] = []
+        for part in parts {
+            guard let p = UInt16(part.trimmingSpaces), p > 0 else {
+                throw ValidationError("\(option) takes comma-separated port numbers, not '\(text)'")
+            }
+            out.append(p)
+        }
+        return out
+    }
+
+    func options() throws -> EngineOptions {
+        var o = EngineOptions()
+        o.files = read
+        o.interface = interface
+        o.snapLength = snapLength
+        o.promiscuous = !noPromiscuous
+        o.filter = expression.isEmpty ? nil : expression.joined(separator: " ")
+        o.ports = try Self.parsePorts(ports, option: "--ports")
+        o.implicitTLSPorts = Set(try Self.parsePorts(implicitTlsPorts, option: "--implicit-tls-ports"))
+        o.packetLimit = count
+        o.sessionLimit = sessions
+        o.durationSeconds = duration
+        o.writeFile = write
+        o.format = json ? .json : .text
+        o.transcript = verbose
+        o.quiet = quiet
+        let tty = isatty(1) == 1
+        o.color = color == "always" || (color == "auto" && tty && !json)
+        o.progress = isatty(2) == 1
+        o.idleTimeoutSeconds = idleTimeout
+        o.maxConnections = maxConnections
+        o.maxHeldBytesPerDirection = maxHeldBytes
+        if interface != nil {
+            o.dropToUser = user ?? (geteuid() == 0 ? "nobody" : nil)
+        }
+        return o
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import PcapSource
+import SMTPCapEngine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit status: 0 no finding, 1 findings, 2 error (like diff and grep).
+func fail(_ message: String) -> Never {
+    let line = "smtpcap: \(message)\n"
+    _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+    exit(2)
+}
+
+let command: SMTPCapCommand
+do {
+    command = try SMTPCapCommand.parseAsRoot() as! SMTPCapCommand
+} catch {
+    let code = SMTPCapCommand.exitCode(for: error)
+    if code == .success {
+        print(SMTPCapCommand.fullMessage(for: error))
+        exit(0)
+    }
+    let message = SMTPCapCommand.message(for: error)
+    fail(message.split(separator: "\n").first.map(String.init) ?? "invalid arguments")
+}
+
+if command.listInterfaces {
+    do {
+        for device in try PcapSource.listDevices() {
+            print("\(device.name)\(device.description.map { " (\($0))" } ?? "")")
+        }
+        exit(0)
+    } catch {
+        fail(error.message)
+    }
+}
+
+let options: EngineOptions
+do {
+    options = try command.options()
+} catch {
+    fail(SMTPCapCommand.message(for: error))
+}
+
+// -w must not follow a symlink someone else planted.
+if let path = options.writeFile {
+    var st = stat()
+    if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, st.st_uid != geteuid() {
+        fail("refusing to write \(path): it is a symbolic link owned by another user")
+    }
+}
+
+signal(SIGINT) { _ in requestStop() }
+signal(SIGTERM) { _ in requestStop() }
+
+let result: RunResult
+do {
+    result = try Engine(options: options).run()
+} catch {
+    fail(error.message)
+}
+exit(result.findings > 0 ? 1 : 0)
