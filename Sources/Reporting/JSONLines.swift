@@ -234,6 +234,7 @@ public enum JSONLinesReport {
             c.int("ip_fragments", capture.fragments)
             c.int("malformed", capture.malformed)
             c.int("not_tcp", capture.notTCP)
+            c.int("other_tcp", capture.otherTCP)
             c.bool("truncated_file", capture.truncatedFile)
             if let drops = capture.drops {
                 c.int("received", drops.received)
@@ -262,6 +263,8 @@ public struct CaptureFacts: Sendable {
     public var fragments: UInt64 = 0
     public var malformed: UInt64 = 0
     public var notTCP: UInt64 = 0
+    /// TCP packets on other ports (skipped by the default port filter).
+    public var otherTCP: UInt64 = 0
     public var truncatedFile = false
     public var reassembly = ReassemblyStats()
     public var drops: Drops?

@@ -138,6 +138,7 @@ public struct SMTPSession: StreamConsumer {
         while p < bytes.count {
             switch clientMode {
             case .command, .authResponse:
+                if clientLines.skipping && Self.plausibleLineStart(bytes, at: p, server: false) { clientLines.skipping = false }
                 if clientLines.consume(bytes, from: &p) {
                     let line = clientLines.line
                     let length = clientLines.length
@@ -331,6 +332,8 @@ public struct SMTPSession: StreamConsumer {
     // MARK: - Messages
 
     mutating func startMessage(_ method: MessageMethod, frame: UInt64) {
+        // DATA inside a BDAT transaction that never sent LAST: still one mail transaction.
+        if openMessage != nil || openMessageUnlisted != nil { return }
         let message = MessageFacts(method: method, frame: frame, bytes: 0, recipients: recipients, reply: nil)
         if record.messages.count < options.maxMessagesListed {
             record.messages.append(message)
@@ -384,6 +387,7 @@ public struct SMTPSession: StreamConsumer {
         while p < bytes.count {
             switch serverMode {
             case .replies:
+                if serverLines.skipping && Self.plausibleLineStart(bytes, at: p, server: true) { serverLines.skipping = false }
                 if serverLines.consume(bytes, from: &p) {
                     let line = serverLines.line
                     let length = serverLines.length
@@ -430,7 +434,10 @@ public struct SMTPSession: StreamConsumer {
     }
 
     mutating func completeReply(_ reply: ReplyInProgress, _ meta: ChunkMeta) {
-        if !greetingSeen && (record.handshakeSeen || (pendingIsEmpty && reply.code == 220 || reply.code == 421 || reply.code == 554 && pendingIsEmpty)) {
+        // The greeting: a 220 (or a refusal) before any other reply. A client may talk first,
+        // and some servers send no greeting at all (the first reply then answers a command).
+        let refusal = reply.code == 421 || reply.code == 554
+        if !greetingSeen && (reply.code == 220 || pendingIsEmpty || (record.handshakeSeen && refusal)) {
             greetingSeen = true
             record.bannerCode = reply.code
             let first = reply.lines.first ?? ""
@@ -444,6 +451,7 @@ public struct SMTPSession: StreamConsumer {
             }
             return
         }
+        resynchronize(for: reply.code)
         greetingSeen = true
         guard let command = dequeue() else {
             // A reply with no command: the end-of-data reply after a gap in the content,
@@ -539,6 +547,41 @@ public struct SMTPSession: StreamConsumer {
         case .bdatInvalid, .quit, .other:
             break
         }
+    }
+
+    /// Some replies fit only one command (334 only AUTH, 354 only DATA, 235 only AUTH). When
+    /// the head of the queue cannot take such a reply but a later command can, the commands
+    /// before it lost their replies (a gap, or a reply hidden in a broken line): drop them.
+    mutating func resynchronize(for code: Int) {
+        guard pendingHead < pending.count else { return }
+        let fits: (CommandKind) -> Bool
+        switch code {
+        case 334, 235: fits = { $0 == .auth || $0 == .authResponse }
+        case 354: fits = { $0 == .data }
+        default: return
+        }
+        if fits(pending[pendingHead].kind) { return }
+        guard let match = pending[pendingHead...].firstIndex(where: { fits($0.kind) }) else { return }
+        note("reply-resync")
+        pendingHead = match
+    }
+
+    /// After a gap, whether the bytes at `p` look like the start of a line (a reply code or a
+    /// command verb), so the line framer need not skip to the next line end.
+    static func plausibleLineStart(_ bytes: UnsafeRawBufferPointer, at p: Int, server: Bool) -> Bool {
+        guard bytes.count - p >= 4 else { return false }
+        if server {
+            return (0x32...0x35).contains(bytes[p]) && (0x30...0x39).contains(bytes[p + 1])
+                && (0x30...0x39).contains(bytes[p + 2]) && (bytes[p + 3] == 0x20 || bytes[p + 3] == 0x2d)
+        }
+        var i = p
+        while i < bytes.count && i - p < 9 {
+            let b = bytes[i] | 0x20
+            if b < 0x61 || b > 0x7a { break }
+            i += 1
+        }
+        guard i - p >= 4, i < bytes.count else { return false }
+        return bytes[i] == 0x20 || bytes[i] == 0x0d || bytes[i] == 0x0a
     }
 
     // MARK: - After a 220 to STARTTLS
@@ -702,11 +745,10 @@ public struct SMTPSession: StreamConsumer {
         transcript(.serverToClient, meta, "<gap: bytes missing from the capture>")
         switch serverMode {
         case .replies:
+            // Keep the queue and any reply in progress: a lost piece of a multi-line reply
+            // leaves the rest of it usable; replies that vanished whole are skipped by
+            // `resynchronize` when a reply that fits only a later command arrives.
             serverLines.resync()
-            reply = nil
-            // Replies lost: the queue no longer lines up with what follows.
-            clearPending()
-            if clientMode == .holding { releaseHeld(assumeSuccess: true, meta) }
         case .preTLS:
             serverMode = .opaque
         case .tls:

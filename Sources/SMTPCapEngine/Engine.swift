@@ -130,7 +130,7 @@ public final class Engine {
         if let interface = options.interface {
             let source = try PcapSource.openLive(device: interface, snapLength: options.snapLength,
                                                  promiscuous: options.promiscuous)
-            try source.setFilter(options.filter ?? options.defaultFilter)
+            try source.setFilter(options.filter ?? liveFilter(ethernet: source.datalink == 1))
             if let path = options.writeFile { try source.openDump(path) }
             if let user = options.dropToUser { try dropPrivileges(to: user) }
             capture.files = ["live:\(interface)"]
@@ -150,7 +150,9 @@ public final class Engine {
                 let source: PcapSource
                 do {
                     source = try PcapSource.openOffline(path)
-                    try source.setFilter(options.filter ?? options.defaultFilter)
+                    // Files: the default port filter runs after decoding (faster than
+                    // interpreted BPF, and it sees through VLAN tags); an expression is BPF.
+                    if let filter = options.filter { try source.setFilter(filter) }
                     if let write = options.writeFile { try source.openDump(write) }
                 } catch {
                     if error.kind == .badFilter { throw error }
@@ -175,11 +177,19 @@ public final class Engine {
         return RunResult(sessions: summary.sessions, findings: summary.totalFindings, packets: capture.packets, warnings: warnings)
     }
 
+    /// The kernel filter for live capture: the ports, also inside one 802.1Q tag on Ethernet.
+    func liveFilter(ethernet: Bool) -> String {
+        let ports = "tcp and (" + options.ports.map { "port \($0)" }.joined(separator: " or ") + ")"
+        return ethernet ? "(\(ports)) or (vlan and \(ports))" : ports
+    }
+
     func analyze(_ source: PcapSource, name: String, fileLabel: String?) throws(PcapError) {
         guard let link = LinkType(dlt: source.datalink) else {
             throw PcapError(.other, "\(name): link type \(source.datalinkName) is not supported (Ethernet, Linux cooked, loopback and raw IP are)")
         }
         let decoder = PacketDecoder(linkType: link)
+        let filterPorts = options.filter == nil && !source.isLive
+        let ports = PortSet(options.ports)
         var table = FlowTable(factory: SessionFactory(options: sessionOptions), limits: options.limits,
                               serverPorts: Set(options.ports))
         var frame: UInt64 = 0
@@ -198,7 +208,11 @@ public final class Engine {
                 let meta = ChunkMeta(frame: frame, timestamp: Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds))
                 switch decoder.decode(packet.bytes) {
                 case .tcp(let segment):
-                    table.process(segment, frame: packet.bytes, meta: meta)
+                    if filterPorts && !ports.contains(segment.source.port) && !ports.contains(segment.destination.port) {
+                        capture.otherTCP += 1
+                    } else {
+                        table.process(segment, frame: packet.bytes, meta: meta)
+                    }
                 case .notTCP: capture.notTCP += 1
                 case .fragment: capture.fragments += 1
                 case .malformed: capture.malformed += 1
@@ -317,4 +331,14 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// A port membership test without hashing: one bit per port.
+struct PortSet {
+    var bits = [UInt64](repeating: 0, count: 1024)
+    init(_ ports: [UInt16]) {
+        for p in ports { bits[Int(p >> 6)] |= 1 << UInt64(p & 63) }
+    }
+    @inline(__always)
+    func contains(_ port: UInt16) -> Bool { bits[Int(port >> 6)] & (1 << UInt64(port & 63)) != 0 }
 }
