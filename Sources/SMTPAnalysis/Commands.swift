@@ -20,6 +20,8 @@ enum CommandKind: Equatable {
 struct PendingCommand {
     var kind: CommandKind
     var frame: UInt64
+    /// For the end of DATA content and BDAT: the message the reply belongs to.
+    var message: Int?
 }
 
 /// A parsed command line: the verb as an enum, the argument as kept bytes.

@@ -59,8 +59,9 @@ public struct SMTPSession: StreamConsumer {
     var body = BodyScanner()
     var bdatRemaining: UInt64 = 0
     var bdatLast = false
+    /// The message whose content is being sent (DATA content, or a BDAT transaction
+    /// without LAST yet), as an index into `record.messages`.
     var openMessage: Int?
-    var openMessageUnlisted: MessageFacts?
     var recipients = 0
     var serverBytesSeen: UInt64 = 0
     var greetingSeen = false
@@ -247,12 +248,12 @@ public struct SMTPSession: StreamConsumer {
                 return
             }
             transcript(.clientToServer, meta, "BDAT \(size)\(last ? " LAST" : "") <content: \(size) bytes>")
-            if openMessage == nil && openMessageUnlisted == nil { startMessage(.bdat, frame: meta.frame) }
+            if openMessage == nil { startMessage(.bdat, frame: meta.frame) }
             updateOpenMessage { $0.chunks += 1 }
-            enqueue(.bdat(last: last), meta)
+            enqueue(.bdat(last: last), meta, message: openMessage)
             bdatRemaining = size
             bdatLast = last
-            if size > 0 { clientMode = .bdat } else if last { closeBDATMessageSending() }
+            if size > 0 { clientMode = .bdat } else if last { openMessage = nil }
         case .rset:
             transcript(.clientToServer, meta, "RSET")
             enqueue(.rset, meta)
@@ -277,12 +278,12 @@ public struct SMTPSession: StreamConsumer {
         }
     }
 
-    mutating func enqueue(_ kind: CommandKind, _ meta: ChunkMeta) {
+    mutating func enqueue(_ kind: CommandKind, _ meta: ChunkMeta, message: Int? = nil) {
         if pending.count - pendingHead >= Self.maxPending {
             note("pending-commands-limit")
             pendingHead += 1
         }
-        pending.append(PendingCommand(kind: kind, frame: meta.frame))
+        pending.append(PendingCommand(kind: kind, frame: meta.frame, message: message))
     }
 
     mutating func dequeue() -> PendingCommand? {
@@ -333,20 +334,19 @@ public struct SMTPSession: StreamConsumer {
 
     mutating func startMessage(_ method: MessageMethod, frame: UInt64) {
         // DATA inside a BDAT transaction that never sent LAST: still one mail transaction.
-        if openMessage != nil || openMessageUnlisted != nil { return }
+        if openMessage != nil { return }
         let message = MessageFacts(method: method, frame: frame, bytes: 0, recipients: recipients, reply: nil)
         if record.messages.count < options.maxMessagesListed {
             record.messages.append(message)
             openMessage = record.messages.count - 1
         } else {
             record.messagesNotListed += 1
-            openMessageUnlisted = message
+            openMessage = nil
         }
     }
 
     mutating func updateOpenMessage(_ change: (inout MessageFacts) -> Void) {
         if let openMessage { change(&record.messages[openMessage]) }
-        if openMessageUnlisted != nil { change(&openMessageUnlisted!) }
     }
 
     mutating func addToOpenMessage(bytes: UInt64) {
@@ -360,24 +360,20 @@ public struct SMTPSession: StreamConsumer {
         transcript(.clientToServer, meta, ".")
         body = BodyScanner()
         clientMode = .command
-        enqueue(.dataEnd, meta)
+        enqueue(.dataEnd, meta, message: openMessage)
+        openMessage = nil
     }
 
     mutating func endOfChunk(_ meta: ChunkMeta) {
         clientMode = .command
-        if bdatLast { closeBDATMessageSending() }
+        if bdatLast { openMessage = nil }  // sent; the reply to BDAT LAST finishes it
     }
 
-    /// The last chunk is sent; the message waits for the reply to BDAT LAST.
-    mutating func closeBDATMessageSending() {}
-
-    mutating func finishMessage(reply: Int?, frame: UInt64?) {
-        updateOpenMessage {
-            $0.reply = reply
-            $0.replyFrame = frame
-        }
-        openMessage = nil
-        openMessageUnlisted = nil
+    /// The final reply to a message's content.
+    mutating func finishMessage(_ index: Int?, reply: Int, frame: UInt64) {
+        guard let index, index < record.messages.count else { return }
+        record.messages[index].reply = reply
+        record.messages[index].replyFrame = frame
     }
 
     // MARK: - Server direction
@@ -461,7 +457,8 @@ public struct SMTPSession: StreamConsumer {
                 updateOpenMessage { $0.truncated = true }
                 body = BodyScanner()
                 clientMode = .command
-                finishMessage(reply: reply.code, frame: reply.frame)
+                finishMessage(openMessage, reply: reply.code, frame: reply.frame)
+                openMessage = nil
             } else {
                 note("reply-without-command")
             }
@@ -532,17 +529,15 @@ public struct SMTPSession: StreamConsumer {
                 replayHeld(meta)
             }
         case .dataEnd:
-            finishMessage(reply: reply.code, frame: reply.frame)
+            finishMessage(command.message, reply: reply.code, frame: reply.frame)
         case .bdat(let last):
-            if last {
-                finishMessage(reply: reply.code, frame: reply.frame)
-            } else if reply.code >= 400 {
-                updateOpenMessage { $0.reply = reply.code; $0.replyFrame = reply.frame }
+            if last || reply.code >= 400 {
+                finishMessage(command.message, reply: reply.code, frame: reply.frame)
             }
         case .rset:
             recipients = 0
-            if openMessage != nil || openMessageUnlisted != nil, clientMode != .body, clientMode != .bdat {
-                finishMessage(reply: nil, frame: nil)
+            if clientMode != .body, clientMode != .bdat {
+                openMessage = nil  // a BDAT transaction abandoned without LAST
             }
         case .bdatInvalid, .quit, .other:
             break
