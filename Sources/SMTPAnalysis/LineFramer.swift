@@ -16,6 +16,7 @@ struct LineFramer {
     private(set) var length = 0
     /// Discarding up to the next LF (after a gap, or a mid-stream start).
     var skipping = false
+    private var lastWasCR = false
 
     init() {
         line.reserveCapacity(128)
@@ -37,6 +38,7 @@ struct LineFramer {
                 line.append(contentsOf: UnsafeRawBufferPointer(start: start, count: min(room, take)))
             }
             length += take
+            if take > 0 { lastWasCR = start.load(fromByteOffset: take - 1, as: UInt8.self) == 0x0d }
         }
         if found == nil {
             p = data.count
@@ -47,13 +49,19 @@ struct LineFramer {
             skipping = false
             return false
         }
-        if line.last == 0x0d { line.removeLast() }
+        if lastWasCR {
+            // The CR of CR LF is not part of the line.
+            if line.count == length { line.removeLast() }
+            length -= 1
+        }
+        lastWasCR = false
         return true
     }
 
     mutating func reset() {
         line.removeAll(keepingCapacity: true)
         length = 0
+        lastWasCR = false
     }
 
     /// Drops the partial line and skips to the next line end.
