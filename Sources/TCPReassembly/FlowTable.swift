@@ -51,6 +51,17 @@ struct Flow<Consumer: StreamConsumer> {
                 server.syn(sequence: segment.sequence)
             }
         }
+        // The ACK first: what the peer acknowledged was sent before this segment's payload, so
+        // a hole it proves lost is reported (and held bytes after it delivered) before this
+        // side's reply to them.
+        if flags.contains(.ack) {
+            // This side's ACK speaks of the other direction's bytes.
+            if fromClient {
+                server.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .serverToClient, consumer: &consumer)
+            } else {
+                client.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .clientToServer, consumer: &consumer)
+            }
+        }
         var newlyHeld = 0
         let dataSequence = flags.contains(.syn) ? segment.sequence &+ 1 : segment.sequence
         if segment.wirePayload > 0 {
@@ -62,14 +73,6 @@ struct Flow<Consumer: StreamConsumer> {
                 newlyHeld = server.segment(sequence: dataSequence, payload: payload, wireLength: segment.wirePayload,
                                            meta: meta, direction: direction,
                                            holdLimit: limits.maxHeldBytesPerDirection, consumer: &consumer)
-            }
-        }
-        if flags.contains(.ack) {
-            // This side's ACK speaks of the other direction's bytes.
-            if fromClient {
-                server.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .serverToClient, consumer: &consumer)
-            } else {
-                client.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .clientToServer, consumer: &consumer)
             }
         }
         if flags.contains(.fin) {

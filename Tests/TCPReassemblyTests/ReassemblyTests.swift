@@ -1,0 +1,226 @@
+import PacketDecoding
+import TCPReassembly
+import Testing
+
+/// What a consumer was told, in order.
+enum Event: Equatable, CustomStringConvertible {
+    case data(Direction, String)
+    case gap(Direction, UInt64?)
+    case closed(Direction, CloseReason)
+
+    var description: String {
+        switch self {
+        case .data(let d, let s): return "data(\(d == .clientToServer ? "C" : "S"), \(s.debugDescription))"
+        case .gap(let d, let n): return "gap(\(d == .clientToServer ? "C" : "S"), \(n.map(String.init) ?? "?"))"
+        case .closed(let d, let r): return "closed(\(d == .clientToServer ? "C" : "S"), \(r))"
+        }
+    }
+}
+
+struct Recorder: StreamConsumer {
+    var events: [Event] = []
+    mutating func data(_ bytes: UnsafeRawBufferPointer, _ direction: Direction, _ meta: ChunkMeta) {
+        // Merge adjacent data of one direction: the split into deliveries is not the contract.
+        let s = String(decoding: bytes, as: UTF8.self)
+        if case .data(let d, let previous) = events.last, d == direction {
+            events[events.count - 1] = .data(d, previous + s)
+        } else {
+            events.append(.data(direction, s))
+        }
+    }
+    mutating func gap(_ direction: Direction, lost: UInt64?, _ meta: ChunkMeta) { events.append(.gap(direction, lost)) }
+    mutating func closed(_ direction: Direction, _ reason: CloseReason, _ meta: ChunkMeta) { events.append(.closed(direction, reason)) }
+}
+
+struct Finished {
+    var info: ConnectionInfo
+    var events: [Event]
+    var client: DirectionStats
+    var server: DirectionStats
+}
+
+struct RecordingFactory: StreamFactory {
+    var finished: [Finished] = []
+    mutating func makeConsumer(_ info: ConnectionInfo) -> Recorder { Recorder() }
+    mutating func finished(_ consumer: consuming Recorder, info: ConnectionInfo, client: DirectionStats, server: DirectionStats, end: Timestamp) {
+        finished.append(Finished(info: info, events: consumer.events, client: client, server: server))
+    }
+}
+
+let clientEndpoint = Endpoint(address: IPAddress(ipv4: 0xc633_640a), port: 40_000)
+let serverEndpoint = Endpoint(address: IPAddress(ipv4: 0xcb00_7119), port: 25)
+
+/// A segment as a test writes it: sequence numbers relative to each side's ISN.
+struct Seg {
+    var fromClient: Bool
+    var seq: UInt32
+    var data: String = ""
+    var flags: TCPFlags = [.ack]
+    var ack: UInt32 = 0
+    var time: Int64 = 0
+    var wireExtra = 0  // bytes cut by the snap length
+
+    static func c(_ seq: UInt32, _ data: String, ack: UInt32 = 1, flags: TCPFlags = [.ack, .psh]) -> Seg {
+        Seg(fromClient: true, seq: seq, data: data, flags: flags, ack: ack)
+    }
+    static func s(_ seq: UInt32, _ data: String, ack: UInt32 = 1, flags: TCPFlags = [.ack, .psh]) -> Seg {
+        Seg(fromClient: false, seq: seq, data: data, flags: flags, ack: ack)
+    }
+}
+
+func replay(_ segments: [Seg], clientISN: UInt32 = 1000, serverISN: UInt32 = 5000,
+            limits: ReassemblyLimits = ReassemblyLimits()) -> [Finished] {
+    var table = FlowTable(factory: RecordingFactory(), limits: limits, serverPorts: [25])
+    for (i, s) in segments.enumerated() {
+        let payload = Array(s.data.utf8)
+        let segment = TCPSegment(
+            source: s.fromClient ? clientEndpoint : serverEndpoint,
+            destination: s.fromClient ? serverEndpoint : clientEndpoint,
+            sequence: (s.fromClient ? clientISN : serverISN) &+ s.seq,
+            acknowledgment: (s.fromClient ? serverISN : clientISN) &+ s.ack,
+            flags: s.flags, payloadOffset: 0, capturedPayload: payload.count, wirePayload: payload.count + s.wireExtra)
+        payload.withUnsafeBytes { raw in
+            table.process(segment, frame: raw, meta: ChunkMeta(frame: UInt64(i + 1), timestamp: Timestamp(seconds: 1000 + s.time, nanoseconds: 0)))
+        }
+    }
+    table.finishAll()
+    return table.factory.finished
+}
+
+let handshake: [Seg] = [
+    Seg(fromClient: true, seq: 0, flags: [.syn]),
+    Seg(fromClient: false, seq: 0, flags: [.syn, .ack], ack: 1),
+    Seg(fromClient: true, seq: 1, flags: [.ack], ack: 1),
+]
+/// FINs after the client's 14 bytes and the server's 14 bytes.
+let fins: [Seg] = [
+    Seg(fromClient: true, seq: 15, flags: [.fin, .ack], ack: 15),
+    Seg(fromClient: false, seq: 15, flags: [.fin, .ack], ack: 16),
+    Seg(fromClient: true, seq: 16, flags: [.ack], ack: 16),
+]
+/// FINs when the server sent nothing.
+let finsNoServerData: [Seg] = [
+    Seg(fromClient: true, seq: 15, flags: [.fin, .ack], ack: 1),
+    Seg(fromClient: false, seq: 1, flags: [.fin, .ack], ack: 16),
+    Seg(fromClient: true, seq: 16, flags: [.ack], ack: 2),
+]
+/// The client sends "EHLO a\r\nQUIT\r\n" (14 bytes, seq 1...14) in three segments.
+let clientSegments: [Seg] = [.c(1, "EHLO "), .c(6, "a\r\n"), .c(9, "QUIT\r\n")]
+
+struct ReassemblyCase: CustomStringConvertible, Sendable {
+    var name: String
+    var segments: [Seg]
+    var expected: [Event]
+    var description: String { name }
+}
+
+let cleanEnd: [Event] = [.closed(.clientToServer, .fin), .closed(.serverToClient, .fin)]
+
+let reassemblyCases: [ReassemblyCase] = [
+    ReassemblyCase(name: "in order", segments: handshake + [.s(1, "220 x\r\n")] + [.c(1, "EHLO ", ack: 8), .c(6, "a\r\n", ack: 8), .c(9, "QUIT\r\n", ack: 8)] + [.s(8, "221 y\r\n", ack: 15)] + fins,
+                   expected: [.data(.serverToClient, "220 x\r\n"), .data(.clientToServer, "EHLO a\r\nQUIT\r\n"),
+                              .data(.serverToClient, "221 y\r\n")] + cleanEnd),
+    ReassemblyCase(name: "reversed", segments: handshake + clientSegments.reversed() + finsNoServerData,
+                   expected: [.data(.clientToServer, "EHLO a\r\nQUIT\r\n")] + cleanEnd),
+    ReassemblyCase(name: "server bytes acknowledged but never captured", segments: handshake + [.c(1, "EHLO a\r\n", ack: 13)],
+                   expected: [.data(.clientToServer, "EHLO a\r\n"), .closed(.clientToServer, .endOfCapture), .gap(.serverToClient, 12), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "shuffled", segments: handshake + [clientSegments[1], clientSegments[2], clientSegments[0]],
+                   expected: [.data(.clientToServer, "EHLO a\r\nQUIT\r\n"), .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "duplicated", segments: handshake + clientSegments + clientSegments,
+                   expected: [.data(.clientToServer, "EHLO a\r\nQUIT\r\n"), .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "overlap agreeing", segments: handshake + [.c(1, "EHLO a"), .c(3, "LO a\r\nQUIT\r\n")],
+                   expected: [.data(.clientToServer, "EHLO a\r\nQUIT\r\n"), .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "overlap conflicting: first copy wins", segments: handshake + [.c(6, "a\r\nQUIT\r\n"), .c(6, "b\r\nQUIT\r\n"), .c(1, "EHLO ")],
+                   expected: [.data(.clientToServer, "EHLO a\r\nQUIT\r\n"), .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "missing segment, acknowledged by the peer", segments: handshake + [.c(1, "EHLO "), .c(9, "QUIT\r\n"), .s(1, "250 ok\r\n", ack: 15)],
+                   expected: [.data(.clientToServer, "EHLO "), .gap(.clientToServer, 3), .data(.clientToServer, "QUIT\r\n"),
+                              .data(.serverToClient, "250 ok\r\n"), .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "mid-stream start", segments: [.c(6, "a\r\n"), .c(9, "QUIT\r\n")],
+                   expected: [.data(.clientToServer, "a\r\nQUIT\r\n"), .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "RST ends the connection", segments: handshake + [.c(1, "EHLO a\r\n"), Seg(fromClient: false, seq: 1, flags: [.rst])],
+                   expected: [.data(.clientToServer, "EHLO a\r\n"), .closed(.clientToServer, .rst), .closed(.serverToClient, .rst)]),
+    ReassemblyCase(name: "snap length cut a segment", segments: handshake + [Seg(fromClient: true, seq: 1, data: "EHLO", flags: [.ack], ack: 1, wireExtra: 4), .c(9, "QUIT\r\n")],
+                   expected: [.data(.clientToServer, "EHLO"), .gap(.clientToServer, 4), .data(.clientToServer, "QUIT\r\n"),
+                              .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+    ReassemblyCase(name: "hole never filled: gap at the end", segments: handshake + [.c(1, "EHLO "), .c(9, "QUIT\r\n")],
+                   expected: [.data(.clientToServer, "EHLO "), .gap(.clientToServer, 3), .data(.clientToServer, "QUIT\r\n"),
+                              .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)]),
+]
+
+@Suite("TCP reassembly")
+struct ReassemblyTests {
+    @Test(arguments: reassemblyCases)
+    func deliversExactStreamsAndGaps(_ c: ReassemblyCase) {
+        let finished = replay(c.segments)
+        #expect(finished.count == 1)
+        #expect(finished.first?.events == c.expected, "\(c.name)")
+    }
+
+    @Test func sequenceWrapAround() {
+        for isn in [UInt32.max - 3, UInt32.max - 8, UInt32.max, 0xffff_fff0] {
+            let finished = replay(handshake + [clientSegments[2], clientSegments[0], clientSegments[1]] + fins, clientISN: isn, serverISN: UInt32.max - 1)
+            #expect(finished.first?.events.first == .data(.clientToServer, "EHLO a\r\nQUIT\r\n"), "ISN \(isn)")
+        }
+    }
+
+    @Test func conflictingOverlapIsCounted() {
+        let finished = replay(handshake + [.c(6, "a\r\nQUIT\r\n"), .c(6, "b\r\nQUIT\r\n"), .c(1, "EHLO ")])
+        #expect(finished.first?.client.conflictingOverlaps == 1)
+        #expect(finished.first?.client.outOfOrder == 2)
+    }
+
+    @Test func fourTupleReuseIsANewSession() {
+        let first = handshake + [.c(1, "EHLO a\r\n")] + [Seg(fromClient: true, seq: 9, flags: [.fin, .ack], ack: 1), Seg(fromClient: false, seq: 1, flags: [.fin, .ack], ack: 10)]
+        // Same ports, new ISN (relative seq far away), a new handshake.
+        let second: [Seg] = [Seg(fromClient: true, seq: 100_000, flags: [.syn], time: 5),
+                             Seg(fromClient: false, seq: 200_000, flags: [.syn, .ack], ack: 100_001, time: 5),
+                             Seg(fromClient: true, seq: 100_001, data: "HELO b\r\n", flags: [.ack, .psh], ack: 200_001, time: 5)]
+        let finished = replay(first + second)
+        #expect(finished.count == 2)
+        #expect(finished[0].events.first == .data(.clientToServer, "EHLO a\r\n"))
+        #expect(finished[1].events.first == .data(.clientToServer, "HELO b\r\n"))
+        #expect(finished[1].info.handshakeSeen)
+    }
+
+    @Test func idleConnectionsExpireByCaptureTime() {
+        var limits = ReassemblyLimits()
+        limits.idleTimeoutSeconds = 60
+        var segments = handshake + [.c(1, "EHLO a\r\n")]
+        var late = Seg.s(1, "220 x\r\n")
+        late.time = 500
+        segments.append(late)
+        let finished = replay(segments, limits: limits)
+        // The old connection expired; the late server segment started a new (mid-stream) one.
+        #expect(finished.count == 2)
+        #expect(finished[0].events.last == .closed(.serverToClient, .idle))
+    }
+
+    @Test func connectionTableIsCapped() {
+        var limits = ReassemblyLimits()
+        limits.maxConnections = 100
+        var table = FlowTable(factory: RecordingFactory(), limits: limits, serverPorts: [25])
+        for i in 0..<10_000 {
+            let source = Endpoint(address: IPAddress(ipv4: 0xc633_6400 + UInt32(i % 200)), port: UInt16(1024 + i / 200))
+            let segment = TCPSegment(source: source, destination: serverEndpoint, sequence: UInt32(i), acknowledgment: 0,
+                                     flags: [.syn], payloadOffset: 0, capturedPayload: 0, wirePayload: 0)
+            [UInt8]().withUnsafeBytes { table.process(segment, frame: $0, meta: ChunkMeta(frame: UInt64(i), timestamp: Timestamp(seconds: 1000, nanoseconds: Int32(i)))) }
+            #expect(table.openConnections <= 100)
+        }
+        #expect(table.stats.evicted >= 9_900)
+        #expect(table.stats.connections == 10_000)
+    }
+
+    @Test func outOfOrderBytesAreCapped() {
+        var limits = ReassemblyLimits()
+        limits.maxHeldBytesPerDirection = 1000
+        // A hole at the start, then 5000 bytes far ahead of it.
+        var segments = handshake
+        for i in 0..<50 { segments.append(.c(UInt32(101 + i * 100), String(repeating: "x", count: 100))) }
+        let finished = replay(segments, limits: limits)
+        let events = finished[0].events
+        #expect(events.contains(.gap(.clientToServer, 100)))
+        var delivered = 0
+        for case .data(_, let s) in events { delivered += s.count }
+        #expect(delivered == 5000)
+    }
+}
