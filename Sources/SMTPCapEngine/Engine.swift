@@ -135,6 +135,7 @@ public final class Engine {
             if let user = options.dropToUser { try dropPrivileges(to: user) }
             capture.files = ["live:\(interface)"]
             output.autoFlush = true
+            errors.write("smtpcap: listening on \(interface), link-type \(source.datalinkName), snapshot length \(options.snapLength) bytes\n")
             try analyze(source, name: interface, fileLabel: nil)
             if let s = source.statistics() {
                 capture.drops = .init(received: s.received, dropped: s.dropped, interfaceDropped: s.interfaceDropped)
