@@ -158,7 +158,8 @@ public final class Engine {
                 } catch {
                     if error.kind == .badFilter { throw error }
                     lastError = error
-                    errors.write("smtpcap: \(error.message)\n")
+                    // With several files, say which failed and go on; with one, the error is the run's.
+                    if options.files.count > 1 { warn(error.message) }
                     continue
                 }
                 opened += 1

@@ -14,7 +14,7 @@ func fail(_ message: String) -> Never {
 
 let command: SMTPCapCommand
 do {
-    command = try SMTPCapCommand.parseAsRoot() as! SMTPCapCommand
+    command = try SMTPCapCommand.parse()
 } catch {
     let code = SMTPCapCommand.exitCode(for: error)
     if code == .success {
