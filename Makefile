@@ -6,7 +6,7 @@ CAPTURE ?= captures/default.pcap
 
 # Debian packages: libpcap to build; the rest for tests (live capture, tshark as an oracle).
 BUILD_DEBS := libpcap-dev pkg-config
-TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 iproute2
+TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-aiosmtpd iproute2
 
 .PHONY: all build run test install deps test-deps bench fuzz-smoke clean
 
