@@ -93,12 +93,11 @@ extension SMTPSession {
         if let tls = r.tls {
             if let hello = tls.serverHello, !hello.helloRetryRequest {
                 let version = TLSNames.version(hello.version)
-                if hello.version < 0x0303 {
-                    out.append(Finding(code: .weakTLS, frame: tls.frame,
-                        message: "TLS version \(version) was agreed (below TLS 1.2)"))
-                } else if TLSNames.isWeak(cipherSuite: hello.cipherSuite) {
-                    out.append(Finding(code: .weakTLS, frame: tls.frame,
-                        message: "weak cipher suite \(TLSNames.cipherSuite(hello.cipherSuite)) was agreed"))
+                var weak: [String] = []
+                if hello.version < 0x0303 { weak.append("version \(version) (below TLS 1.2)") }
+                if TLSNames.isWeak(cipherSuite: hello.cipherSuite) { weak.append("cipher suite \(TLSNames.cipherSuite(hello.cipherSuite))") }
+                if !weak.isEmpty {
+                    out.append(Finding(code: .weakTLS, frame: tls.frame, message: "weak TLS agreed: " + weak.joined(separator: ", ")))
                 }
             }
             if let alert = tls.alert, alert.level == 2 {

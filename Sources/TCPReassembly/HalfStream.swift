@@ -187,7 +187,9 @@ struct HalfStream {
             var end = peerAck
             if let finSequence, distance(end, from: finSequence) > 0 { end = finSequence }
             let missing = distance(end, from: nextSequence)
-            if missing > 0 {
+            // One acknowledged byte past the data with no FIN seen is the FIN itself (it takes
+            // a sequence number), not lost data.
+            if missing > 1 || (missing == 1 && finSequence != nil) {
                 emitGap(UInt64(missing), meta: meta, direction: direction, consumer: &consumer)
                 nextSequence = end
             }
