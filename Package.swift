@@ -15,6 +15,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // libpcap, found with pkg-config (Debian: libpcap-dev).
@@ -26,7 +28,14 @@ let package = Package(
         // Layer 3: TCP reassembly into ordered bytes and explicit gaps per direction.
         .target(name: "TCPReassembly", dependencies: ["PacketDecoding"], swiftSettings: strict),
         // Layer 4-6: SMTP state machine, TLS handshake reader, findings. Pure: fed byte chunks.
-        .target(name: "SMTPAnalysis", dependencies: ["TCPReassembly"], swiftSettings: strict),
+        .target(
+            name: "SMTPAnalysis",
+            dependencies: [
+                "TCPReassembly",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict),
         // Layer 7: text, JSON lines and transcript output. The only layer that formats.
         .target(name: "Reporting", dependencies: ["SMTPAnalysis"], swiftSettings: strict),
         // Wiring: capture -> decode -> reassembly -> analysis -> report.

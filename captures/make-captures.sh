@@ -16,6 +16,7 @@
 #
 # Usage: sudo captures/make-captures.sh        (KEEP_WORK=1 keeps the temp dir)
 set -euo pipefail
+umask 022
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${OUT:-$HERE}
@@ -136,7 +137,7 @@ wait_file() {   # wait_file FILE [tries of 0.1s]
 cap_start() {
     local ns=$1 ifc=$2 file=$3; shift 3
     local name; name=cap-$(basename "$file")
-    spawn "$name" "$ns" tcpdump -n -U -s 0 -i "$ifc" "$@" -w "$file" tcp
+    spawn "$name" "$ns" tcpdump --immediate-mode -n -U -s 0 -i "$ifc" "$@" -w "$file" tcp
     CAPPID=$BGPID
     local n
     for n in $(seq 100); do
@@ -148,7 +149,7 @@ cap_start() {
 
 cap_stop() {    # cap_stop PID : SIGINT, tcpdump flushes and exits
     local pid=$1 n
-    sleep 0.5
+    sleep 1
     kill -INT "$pid" 2>/dev/null
     for n in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     stop_pid "$pid"
@@ -246,6 +247,7 @@ pf_start() {    # pf_start NS DIR
 
 pf_stop() {     # pf_stop DIR : postfix stop, then make sure master is gone
     local d=$1 mpid="" keep=() x
+    log "stopping postfix $(basename "$d")"
     [ -f "$d/queue/pid/master.pid" ] && mpid=$(tr -dc 0-9 <"$d/queue/pid/master.pid")
     postfix -c "$d" stop >>"$WORK/log/postfix.log" 2>&1 || true
     if [ -n "$mpid" ]; then
@@ -254,6 +256,7 @@ pf_stop() {     # pf_stop DIR : postfix stop, then make sure master is gone
     fi
     for x in "${PF_DIRS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
     PF_DIRS=("${keep[@]}")
+    log "stopped postfix $(basename "$d")"
 }
 
 PFS=$WORK/pf-server
@@ -486,7 +489,7 @@ cp "$R/stripped-ipv4-intact-ipv6.pcap" "$R/default.pcap"
 editcap -F pcapng "$R/stripped-ipv4-intact-ipv6.pcap" "$R/stripped-ipv4-intact-ipv6.pcapng"
 tcprewrite --enet-vlan=add --enet-vlan-tag=100 --enet-vlan-cfi=0 --enet-vlan-pri=0 \
     --infile="$R/postfix-starttls-tls13.pcap" --outfile="$R/vlan.pcap"
-editcap -s 80 "$R/postfix-starttls-tls13.pcap" "$R/snaplen-80.pcap"
+editcap -F pcap -s 80 "$R/postfix-starttls-tls13.pcap" "$R/snaplen-80.pcap"
 
 # frames (1-based) of client->server segments of the DATA body
 body_frames() {
@@ -496,7 +499,7 @@ body_frames() {
 mapfile -t BF < <(body_frames "$R/data-multisegment.pcap")
 [ ${#BF[@]} -ge 3 ] || die "data-multisegment: expected >= 3 full-size body segments, got ${#BF[@]}"
 # lost segment: drop the 2nd full-size body segment
-editcap "$R/data-multisegment.pcap" "$R/lost-segment.pcap" "${BF[1]}"
+editcap -F pcap "$R/data-multisegment.pcap" "$R/lost-segment.pcap" "${BF[1]}"
 # reordered: the 2nd full-size body segment is swapped with the next frame
 $PY "$TOOLS/pcap_mangle.py" swap "$R/data-multisegment.pcap" "$R/reordered.pcap" "${BF[1]}"
 # duplicated: every client->server segment with payload written twice
@@ -507,21 +510,34 @@ $PY "$TOOLS/pcap_mangle.py" dup "$R/data-multisegment.pcap" "$R/duplicated.pcap"
 MF=$(tshark -r "$R/no-starttls-plaintext.pcap" -n -Y 'smtp.req.command == "MAIL"' \
     -T fields -e frame.number | head -1)
 [ -n "$MF" ] || die "no MAIL FROM in no-starttls-plaintext.pcap"
-editcap -r "$R/no-starttls-plaintext.pcap" "$R/mid-session.pcap" "$MF-"
+editcap -F pcap -r "$R/no-starttls-plaintext.pcap" "$R/mid-session.pcap" "$MF-1000000"
 
 # ---------------------------------------------------------- install + facts
 log "copying captures to $OUT"
 rm -f "$OUT"/*.pcap "$OUT"/*.pcapng
 cp "$R"/*.pcap "$R"/*.pcapng "$OUT"/
+for f in "$OUT"/*.pcap "$OUT"/*.pcapng; do     # file format matches the name
+    m=$(od -An -tx1 -N4 "$f" | tr -d ' \n')
+    case "$f:$m" in
+        *.pcap:d4c3b2a1|*.pcap:a1b2c3d4|*.pcap:4d3cb2a1|*.pcap:a1b23c4d) ;;
+        *.pcapng:0a0d0d0a) ;;
+        *) die "$(basename "$f"): unexpected file magic $m" ;;
+    esac
+done
 log "deriving and verifying facts, writing expected.json"
 $PY "$TOOLS/facts.py" expected "$OUT" >"$WORK/log/facts.log" 2>&1 \
     || { cat "$WORK/log/facts.log" >&2; die "fact verification failed"; }
 cat "$WORK/log/facts.log" >&2
-# the fake password must be on the wire only where it was sent in cleartext
-for f in "$OUT"/*.pcap; do
-    if tshark -r "$f" -n -Y 'frame contains "S3cr3t-Hunter2" || frame contains "UzNjcjN0LUh1bnRlcjI"' \
-        -T fields -e frame.number 2>/dev/null | grep -q .; then
-        log "cleartext credentials in $(basename "$f")"
-    fi
+# the fake credentials may be on the wire (base64) only where AUTH was sent
+# in cleartext: auth-plaintext.pcap
+for f in "$OUT"/*.pcap "$OUT"/*.pcapng; do
+    hits=$(tshark -r "$f" -n -Y 'frame contains "S3cr3t-Hunter2" || frame contains "AGFsaWNlQGV4YW1wbGUub3JnAFMzY3IzdC1IdW50ZXIy" || frame contains "UzNjcjN0LUh1bnRlcjI="' \
+        -T fields -e frame.number 2>/dev/null | wc -l)
+    case "$(basename "$f"):$hits" in
+        auth-plaintext.pcap:2) ;;
+        auth-plaintext.pcap:*) die "auth-plaintext.pcap: expected 2 frames with credentials, got $hits" ;;
+        *:0) ;;
+        *) die "$(basename "$f"): credentials visible in cleartext" ;;
+    esac
 done
 du -sh "$OUT" >&2

@@ -74,6 +74,7 @@ public enum JSONLinesReport {
             x.int("code", e.code)
             x.raw("keywords", JSONObject.strings(e.keywords))
             x.bool("starttls", e.starttls)
+            x.bool("complete", e.complete)
             if !e.maskedKeywords.isEmpty { x.raw("masked", JSONObject.strings(e.maskedKeywords)) }
             return x.closed
         }))
@@ -164,7 +165,24 @@ public enum JSONLinesReport {
             t.raw("sni", "null")
             t.raw("alpn", "[]")
         }
-        t.raw("certificate", "null")
+        if let cert = tls.certificate {
+            t.object("certificate") { c in
+                c.string("subject", cert.subject)
+                c.string("issuer", cert.issuer)
+                c.raw("san", JSONObject.strings(cert.subjectAlternativeNames))
+                c.string("not_before", Timestamp(seconds: cert.notBefore, nanoseconds: 0).iso8601)
+                c.string("not_after", Timestamp(seconds: cert.notAfter, nanoseconds: 0).iso8601)
+                c.bool("self_signed", cert.selfSigned)
+                c.int("chain_length", cert.chainLength)
+            }
+        } else {
+            t.raw("certificate", "null")
+            if tls.serverHello?.version == 0x0304 {
+                t.string("certificate_note", "encrypted in TLS 1.3")
+            } else if let problem = tls.certificateProblem {
+                t.string("certificate_note", problem)
+            }
+        }
         if let alert = tls.alert {
             t.object("alert") { a in
                 a.string("description", TLSNames.alert(alert.description))

@@ -47,7 +47,7 @@ public struct TextReport {
         for e in r.ehlo {
             if e.code / 100 == 2 {
                 let words = e.keywords.map { Escape.terminal($0.split(separator: " ").first.map(String.init) ?? "") }
-                let tag = e.starttls ? "STARTTLS offered" : paint("no STARTTLS", "31")
+                let tag = e.starttls ? "STARTTLS offered" : e.complete ? paint("no STARTTLS", "31") : "no STARTTLS seen; the reply was cut by the capture"
                 out += "  EHLO      \(e.code): \(words.joined(separator: " "))  (\(tag)) \(frame(e.frame))\n"
             } else {
                 out += "  EHLO      rejected with \(e.code) \(frame(e.frame))\n"
@@ -94,6 +94,11 @@ public struct TextReport {
             parts.append("no ServerHello seen")
         }
         if let sni = tls.clientHello?.serverName { parts.append("sni=\(Escape.terminal(sni))") }
+        if let cert = tls.certificate {
+            parts.append("cert=\"\(Escape.terminal(cert.subject))\" issuer=\"\(Escape.terminal(cert.issuer))\"\(cert.selfSigned ? " self-signed" : "")")
+        } else if tls.serverHello?.version == 0x0304 {
+            parts.append("(certificate encrypted in TLS 1.3)")
+        }
         if let alert = tls.alert { parts.append("alert=\(TLSNames.alert(alert.description)) from \(alert.fromServer ? "server" : "client")") }
         return (tls.implicit ? "implicit, " : "") + parts.joined(separator: " ") + " \(frame(tls.frame))"
     }

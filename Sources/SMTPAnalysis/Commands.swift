@@ -99,6 +99,8 @@ struct ReplyInProgress {
     var frame: UInt64
     var lines: [String] = []
     var lineCount = 0
+    /// A gap hit the reply or its final line never came: its lines are not all known.
+    var damaged = false
 }
 
 /// The code and continuation flag of a reply line, or nil when it is not one.

@@ -19,6 +19,9 @@ public enum FindingCode: String, Sendable, CaseIterable, Comparable {
     // What TLS was agreed.
     case weakTLS = "weak-tls"
     case tlsFailed = "tls-failed"
+    /// Informational: opportunistic SMTP TLS accepts these certificates.
+    case certificateExpired = "certificate-expired"
+    case certificateSelfSigned = "certificate-self-signed"
     // Hostile or broken traffic that hit a bound.
     case protocolAnomaly = "protocol-anomaly"
 

@@ -407,15 +407,19 @@ public struct SMTPSession: StreamConsumer {
         guard let (code, more) = parseReplyLine(line) else {
             if !line.isEmpty { note("not-a-reply-line") }
             if reply == nil { return }
-            // A broken continuation: end the reply here.
-            let done = reply!
+            // A broken continuation: end the reply here, marked unfinished.
+            var done = reply!
+            done.damaged = true
             reply = nil
             completeReply(done, meta)
             return
         }
         let text = line.count > 4 ? wireText(line[4...], limit: 200) : ""
         if reply == nil || reply!.code != code {
-            if let unfinished = reply { completeReply(unfinished, meta) }
+            if var unfinished = reply {
+                unfinished.damaged = true  // its final line never came
+                completeReply(unfinished, meta)
+            }
             reply = ReplyInProgress(code: code, frame: meta.frame)
         }
         if reply!.lines.count < Self.maxKeywords + 1 { reply!.lines.append(text) }
@@ -487,7 +491,7 @@ public struct SMTPSession: StreamConsumer {
             // must not offer it again.
             if record.tls?.started != true && !starttlsAccepted, starttls { record.starttls.offered = true }
             record.ehlo.append(EHLOReply(frame: reply.frame, code: reply.code, keywords: keywords,
-                                         starttls: starttls, maskedKeywords: masked))
+                                         starttls: starttls, maskedKeywords: masked, complete: !reply.damaged))
         case .helo:
             if reply.code / 100 == 2 && record.greeting != "EHLO" { record.greeting = "HELO" }
         case .starttls:
@@ -682,10 +686,15 @@ public struct SMTPSession: StreamConsumer {
         }
         for event in events {
             switch event {
-            case .clientHello(let hello):
+            case .clientHelloStarted:
                 if !record.tls!.started {
                     record.tls!.started = true
                     record.tls!.frame = meta.frame
+                }
+            case .clientHello(let hello):
+                if record.tls!.clientHello == nil {
+                    record.tls!.started = true
+                    if record.tls!.frame == nil { record.tls!.frame = meta.frame }
                     record.tls!.clientHello = hello
                     transcript(.clientToServer, meta, "<TLS ClientHello: encryption starts>")
                 }
@@ -698,7 +707,12 @@ public struct SMTPSession: StreamConsumer {
                 if record.tls!.alert == nil {
                     record.tls!.alert = TLSAlert(level: level, description: description, fromServer: fromServer, frame: meta.frame)
                 }
-            case .certificateMessage, .encrypted:
+            case .certificate(let facts, let error):
+                if fromServer && record.tls!.certificate == nil {
+                    record.tls!.certificate = facts
+                    record.tls!.certificateProblem = error
+                }
+            case .encrypted:
                 break
             }
         }
@@ -710,7 +724,15 @@ public struct SMTPSession: StreamConsumer {
         transcript(.clientToServer, meta, "<gap: \(lost) bytes missing from the capture>")
         switch clientMode {
         case .command, .authResponse:
+            // A line cut by the gap still counts when its verb is whole (a snap length that
+            // keeps only the start of each segment): it is taken as a truncated line.
+            let partial = clientLines.line
+            let wire = clientLines.length
             clientLines.resync()
+            if clientMode == .command, let space = partial.firstIndex(of: 0x20), space >= 4 {
+                note("line-cut-by-gap")
+                clientLine(partial, wireLength: wire, meta)
+            }
         case .holding:
             break
         case .body:
@@ -742,8 +764,25 @@ public struct SMTPSession: StreamConsumer {
         case .replies:
             // Keep the queue and any reply in progress: a lost piece of a multi-line reply
             // leaves the rest of it usable; replies that vanished whole are skipped by
-            // `resynchronize` when a reply that fits only a later command arrives.
+            // `resynchronize` when a reply that fits only a later command arrives. A reply
+            // line cut by the gap still gives its code.
+            let partial = serverLines.line
+            let wire = serverLines.length
             serverLines.resync()
+            reply?.damaged = true
+            if partial.count >= 4, let (code, _) = parseReplyLine(partial) {
+                note("line-cut-by-gap")
+                if reply == nil || reply!.code != code {
+                    if var unfinished = reply {
+                        unfinished.damaged = true
+                        completeReply(unfinished, meta)
+                    }
+                    reply = ReplyInProgress(code: code, frame: meta.frame)
+                }
+                reply!.damaged = true
+                // A cut final line ends the reply; a cut continuation leaves it open.
+                serverLine(partial, wireLength: wire, meta)
+            }
         case .preTLS:
             serverMode = .opaque
         case .tls:

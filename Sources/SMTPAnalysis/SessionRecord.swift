@@ -11,6 +11,9 @@ public struct EHLOReply: Sendable, Hashable {
     /// A keyword made only of X's and at most one trailing letter (`XXXXXXXA`): ESMTP
     /// inspection on a firewall masked an extension it does not allow.
     public var maskedKeywords: [String]
+    /// False when a gap hit the reply or its final line was never seen: then a missing
+    /// STARTTLS proves nothing, and no `starttls-missing` is reported for it.
+    public var complete: Bool
 }
 
 public struct STARTTLSFacts: Sendable, Hashable {
@@ -30,6 +33,9 @@ public struct TLSFacts: Sendable, Hashable {
     public var clientHello: ClientHelloFacts?
     public var serverHello: ServerHelloFacts?
     public var alert: TLSAlert?
+    /// The server certificate, when TLS 1.2 or older showed it.
+    public var certificate: CertificateFacts?
+    public var certificateProblem: String?
     /// Why the TLS reader stopped understanding the stream, if it did before encryption.
     public var problem: String?
     public init() {}

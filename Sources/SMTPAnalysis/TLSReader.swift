@@ -48,10 +48,13 @@ struct TLSDirectionReader {
     var bytes: UInt64 = 0
 
     enum Event {
+        /// The first bytes of a handshake record holding a ClientHello: TLS has begun, even
+        /// if the rest of the message is cut by the capture.
+        case clientHelloStarted
         case clientHello(ClientHelloFacts)
         case serverHello(ServerHelloFacts)
         case alert(level: UInt8, description: UInt8)
-        case certificateMessage
+        case certificate(CertificateFacts?, error: String?)
         case encrypted
     }
 
@@ -102,8 +105,12 @@ struct TLSDirectionReader {
             let length = Int(recordBuffer[3]) << 8 | Int(recordBuffer[4])
             let want = 5 + length - recordBuffer.count
             let n = min(want, data.count - p)
+            let wasHeaderOnly = recordBuffer.count == 5
             recordBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[p..<(p + n)]))
             p += n
+            if wasHeaderOnly, n > 0, recordBuffer[0] == 22, recordBuffer[5] == 1, handshakeBuffer.isEmpty {
+                handle(.clientHelloStarted)
+            }
             if recordBuffer.count < 5 + length { return }
             let type = recordBuffer[0]
             let body = recordBuffer[5...]
@@ -141,7 +148,8 @@ struct TLSDirectionReader {
                 if let hello = TLSParse.serverHello(body) { handle(.serverHello(hello)) }
                 else { state = .notTLS("malformed ServerHello"); return }
             case 11:
-                handle(.certificateMessage)
+                let (facts, error) = CertificateParse.chain(body)
+                handle(.certificate(facts, error: error))
             default:
                 break
             }
@@ -167,6 +175,13 @@ enum TLSParse {
             let s = bytes.prefix(n)
             bytes = bytes.dropFirst(n)
             return s
+        }
+        mutating func u24() -> Int? {
+            guard bytes.count >= 3 else { return nil }
+            let i = bytes.startIndex
+            let v = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
+            bytes = bytes.dropFirst(3)
+            return v
         }
         mutating func vector8() -> ArraySlice<UInt8>? { u8().flatMap { take(Int($0)) } }
         mutating func vector16() -> ArraySlice<UInt8>? { u16().flatMap { take(Int($0)) } }

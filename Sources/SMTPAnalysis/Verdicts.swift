@@ -29,7 +29,7 @@ extension SMTPSession {
         let r = record
         let offeredKeywords = { (e: EHLOReply) in e.keywords.map { $0.split(separator: " ").first.map(String.init) ?? "" } }
 
-        for e in r.ehlo where !e.starttls {
+        for e in r.ehlo where !e.starttls && e.complete {
             // After an accepted STARTTLS a server does not offer it again: not a finding.
             if let tlsFrame = r.starttls.frame, r.starttls.reply == 220, e.frame > tlsFrame { continue }
             let listed = offeredKeywords(e)
@@ -98,6 +98,16 @@ extension SMTPSession {
                 if TLSNames.isWeak(cipherSuite: hello.cipherSuite) { weak.append("cipher suite \(TLSNames.cipherSuite(hello.cipherSuite))") }
                 if !weak.isEmpty {
                     out.append(Finding(code: .weakTLS, frame: tls.frame, message: "weak TLS agreed: " + weak.joined(separator: ", ")))
+                }
+            }
+            if let cert = tls.certificate {
+                if cert.notAfter < r.start.seconds || cert.notBefore > r.start.seconds {
+                    out.append(Finding(code: .certificateExpired, frame: tls.frame,
+                        message: "the server certificate (\(cert.subject)) was not valid at the time of the session"))
+                }
+                if cert.selfSigned {
+                    out.append(Finding(code: .certificateSelfSigned, frame: tls.frame,
+                        message: "the server certificate (\(cert.subject)) is self-signed"))
                 }
             }
             if let alert = tls.alert, alert.level == 2 {

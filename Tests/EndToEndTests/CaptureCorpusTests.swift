@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+/// The corpus in captures/, made by real mail software (captures/make-captures.sh), with
+/// its ground truth in captures/expected.json; tshark as an independent oracle.
+struct CorpusCase: CustomStringConvertible, @unchecked Sendable {
+    var entry: [String: Any]
+    var file: String { entry["file"] as? String ?? "?" }
+    var path: String { E2E.captures.appendingPathComponent(file).path }
+    var sessions: [[String: Any]] { entry["sessions"] as? [[String: Any]] ?? [] }
+    var description: String { file }
+}
+
+func loadCorpus() -> [CorpusCase] {
+    guard let data = try? Data(contentsOf: E2E.captures.appendingPathComponent("expected.json")),
+          let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [] }
+    return list.map { CorpusCase(entry: $0) }
+}
+
+/// The fake credentials the corpus carries (captures/README.md).
+let corpusSecrets = ["S3cr3t-Hunter2", "AGFsaWNlQGV4YW1wbGUub3JnAFMzY3IzdC1IdW50ZXIy", "UzNjcjN0LUh1bnRlcjI="]
+
+@Suite("Capture corpus (captures/)")
+struct CaptureCorpusTests {
+    static let cases = loadCorpus()
+
+    @Test func corpusIsPresent() {
+        #expect(Self.cases.count >= 20)
+    }
+
+    @Test(arguments: cases)
+    func agreesWithGroundTruth(_ c: CorpusCase) throws {
+        let result = try E2E.run(["-r", c.path, "--json"])
+        #expect(result.status == 0 || result.status == 1, "\(result.stderr)")
+        let byClient = Dictionary(result.sessions.map { ($0["client"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(result.sessions.count == c.sessions.count, "\(c.file): \(byClient.keys.sorted())")
+        for expected in c.sessions {
+            let client = expected["client"] as? String ?? ""
+            guard let session = byClient[client] else {
+                Issue.record("\(c.file): no session for \(client)")
+                continue
+            }
+            #expect(session["server"] as? String == expected["server"] as? String)
+            #expect(session["ip_version"] as? Int == expected["ip_version"] as? Int)
+            let mine = SessionFacts(smtpcap: session), truth = SessionFacts(manifest: expected)
+            #expect(mine.matches(truth), "\(c.file) \(client): smtpcap \(mine) vs expected \(truth)")
+            let masked = (session["ehlo"] as? [[String: Any]] ?? []).contains { $0["masked"] != nil }
+            #expect(masked == (expected["masked_starttls"] as? Bool ?? false), "\(c.file)")
+            // The verdict follows from the facts.
+            let verdict = session["verdict"] as? String
+            let codes = (session["findings"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String }
+            if masked {
+                #expect(verdict == "stripped")
+                #expect(codes.contains("starttls-stripped"))
+            } else if truth.plaintextDataMessages > 0 {
+                #expect(verdict == "plaintext", "\(c.file)")
+            } else if truth.tlsHandshake {
+                #expect(verdict == "encrypted", "\(c.file)")
+            }
+            #expect(codes.filter { $0 == "plaintext-data" }.count == truth.plaintextDataMessages)
+            #expect(codes.contains("plaintext-auth") == truth.plaintextAuth)
+        }
+    }
+
+    @Test(.enabled(if: E2E.which("tshark") != nil, "tshark is not installed"), arguments: cases)
+    func agreesWithTshark(_ c: CorpusCase) throws {
+        // tshark's reading: per client port, ServerHello versions and EHLO replies with STARTTLS.
+        let tshark = E2E.which("tshark")!
+        let hellos = try E2E.runProgram(tshark, ["-r", c.path, "-Y", "tls.handshake.type == 2", "-T", "fields",
+                                                 "-e", "tcp.dstport", "-e", "tls.handshake.extensions.supported_version",
+                                                 "-e", "tls.handshake.version"])
+        var version: [Int: String] = [:]
+        for line in hellos.stdout.split(separator: "\n") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 3, let port = Int(f[0]) else { continue }
+            let code = f[1].isEmpty ? f[2] : f[1]
+            version[port] = ["0x0304": "TLS1.3", "0x0303": "TLS1.2", "0x0302": "TLS1.1", "0x0301": "TLS1.0"][code.split(separator: ",").first.map(String.init) ?? ""]
+        }
+        let ehlo = try E2E.runProgram(tshark, ["-r", c.path, "-Y", "smtp.response.code == 250 && smtp.rsp.parameter contains \"STARTTLS\"",
+                                               "-T", "fields", "-e", "tcp.dstport"])
+        let offeredPorts = Set(ehlo.stdout.split(separator: "\n").compactMap { Int($0) })
+
+        let result = try E2E.run(["-r", c.path, "--json"])
+        for session in result.sessions {
+            let client = session["client"] as? String ?? ""
+            guard let port = Int(client.split(separator: ":").last ?? "") else { continue }
+            let tls = session["tls"] as? [String: Any]
+            if let v = version[port] {
+                #expect(tls?["version"] as? String == v, "\(c.file) \(client): tshark says \(v)")
+            } else {
+                #expect(tls?["version"] as? String == nil, "\(c.file) \(client): tshark saw no ServerHello")
+            }
+            let starttls = session["starttls"] as? [String: Any]
+            // tshark reassembles only what it can; where it sees STARTTLS offered, so must smtpcap.
+            if offeredPorts.contains(port) {
+                #expect(starttls?["offered"] as? Bool == true, "\(c.file) \(client): tshark saw STARTTLS offered")
+            }
+        }
+    }
+
+    @Test func noSecretOrBodyInAnyOutputMode() throws {
+        for c in Self.cases {
+            for mode in [[], ["-v"], ["--json"], ["--json", "-v"], ["-q"]] {
+                let r = try E2E.run(["-r", c.path] + mode)
+                for secret in corpusSecrets {
+                    #expect(!r.stdout.contains(secret), "\(c.file) \(mode) leaks \(secret)")
+                    #expect(!r.stderr.contains(secret))
+                }
+                // Message content (the Subject and body lines the corpus sends) never shows.
+                #expect(!r.stdout.contains("Subject:"), "\(c.file) \(mode)")
+            }
+        }
+    }
+
+    @Test func defaultCaptureTellsTheStory() throws {
+        // make run's capture: STARTTLS masked on IPv4, intact on IPv6, same server.
+        let r = try E2E.run(["-r", E2E.captures.appendingPathComponent("default.pcap").path, "--json"])
+        #expect(r.status == 1)
+        let verdicts = Dictionary(r.sessions.map { ($0["ip_version"] as? Int ?? 0, $0["verdict"] as? String ?? "") }, uniquingKeysWith: { a, _ in a })
+        #expect(verdicts == [4: "stripped", 6: "encrypted"])
+        let summary = try #require(r.summary)
+        let inconsistent = try #require(summary["starttls_inconsistent"] as? [[String: Any]])
+        #expect(inconsistent.count == 1)
+        #expect(inconsistent.first?["offered_ip_versions"] as? [Int] == [6])
+        #expect(inconsistent.first?["missing_ip_versions"] as? [Int] == [4])
+        let text = try E2E.run(["-r", E2E.captures.appendingPathComponent("default.pcap").path])
+        #expect(text.stdout.contains("masked as XXXXXXXA: a middlebox is stripping it"))
+        #expect(text.stdout.contains("starttls-inconsistent"))
+    }
+}
