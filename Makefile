@@ -8,7 +8,7 @@ CAPTURE ?= captures/default.pcap
 BUILD_DEBS := libpcap-dev pkg-config
 TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-aiosmtpd iproute2
 
-.PHONY: all build run test install deps test-deps bench fuzz-smoke clean
+.PHONY: all build run test install deps test-deps bench fuzz-build fuzz-smoke clean
 
 all: build
 
@@ -45,3 +45,25 @@ install: build
 
 clean:
 	rm -rf .build
+
+# Fuzzing: one libFuzzer harness per parser layer, built with AddressSanitizer into its own
+# scratch path. fuzz-smoke runs each for FUZZ_SECONDS on seeds cut from captures/.
+FUZZ_SCRATCH := .build-fuzz
+FUZZ_BIN     := $(FUZZ_SCRATCH)/debug/smtpcap-fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := decode reassembly smtp tls pcap
+
+fuzz-build: deps
+	$(SWIFT) build --product smtpcap-fuzz --scratch-path $(FUZZ_SCRATCH) \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+
+fuzz-smoke: fuzz-build
+	@rm -rf $(FUZZ_SCRATCH)/seeds && python3 Fuzz/make-seeds.py captures $(FUZZ_SCRATCH)/seeds
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_SCRATCH)/corpus/$$t; \
+	  echo "fuzz $$t: $(FUZZ_SECONDS)s"; \
+	  SMTPCAP_FUZZ_TARGET=$$t $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=16384 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_SCRATCH)/crash-$$t- \
+	    $(FUZZ_SCRATCH)/corpus/$$t $(FUZZ_SCRATCH)/seeds/$$t 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" ; \
+	  if ls $(FUZZ_SCRATCH)/crash-$$t-* >/dev/null 2>&1; then echo "fuzz $$t found a crash: $$(ls $(FUZZ_SCRATCH)/crash-$$t-*)"; exit 1; fi; \
+	done

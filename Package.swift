@@ -47,6 +47,12 @@ let package = Package(
             name: "smtpcap",
             dependencies: ["SMTPCapEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
+        // Fuzz harnesses, one per parser layer (`make fuzz-smoke`). Built normally it replays
+        // files; built with -sanitize=fuzzer -DFUZZING, libFuzzer drives it.
+        .executableTarget(
+            name: "smtpcap-fuzz",
+            dependencies: ["SMTPCapEngine", "PacketDecoding", "TCPReassembly", "SMTPAnalysis", "Reporting"],
+            swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "PacketDecodingTests", dependencies: ["PacketDecoding"]),
         .testTarget(name: "TCPReassemblyTests", dependencies: ["TCPReassembly"]),
         .testTarget(name: "SMTPAnalysisTests", dependencies: ["SMTPAnalysis", "Reporting"]),

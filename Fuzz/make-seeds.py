@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Seed corpora for the fuzz harnesses, cut from the real captures in captures/.
+
+Usage: make-seeds.py CAPTURES_DIR OUT_DIR
+Writes OUT_DIR/{pcap,decode,reassembly,smtp,tls}/ seed files.
+"""
+import os, struct, sys
+
+def frames(path):
+    data = open(path, 'rb').read()
+    if len(data) < 24:
+        return None, []
+    magic = data[:4]
+    if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1'):
+        e = '<'
+    elif magic in (b'\xa1\xb2\xc3\xd4', b'\xa1\xb2\x3c\x4d'):
+        e = '>'
+    else:
+        return None, []
+    link = struct.unpack(e + 'I', data[20:24])[0]
+    out, at = [], 24
+    while at + 16 <= len(data):
+        _, _, caplen, _ = struct.unpack(e + 'IIII', data[at:at + 16])
+        out.append(data[at + 16:at + 16 + caplen])
+        at += 16 + caplen
+    return link, out
+
+def tcp(link, frame):
+    """(src, dst, sport, dport, seq, flags, payload) for Ethernet/SLL2 IPv4/IPv6 TCP, else None."""
+    off = {1: 14, 276: 20}.get(link)
+    if off is None or len(frame) < off + 20:
+        return None
+    if link == 1 and frame[12:14] == b'\x81\x00':
+        off += 4
+    ver = frame[off] >> 4
+    if ver == 4:
+        ihl = (frame[off] & 15) * 4
+        if frame[off + 9] != 6:
+            return None
+        total = struct.unpack('>H', frame[off + 2:off + 4])[0]
+        src, dst, t = frame[off + 12:off + 16], frame[off + 16:off + 20], off + ihl
+        end = off + total
+    elif ver == 6:
+        if frame[off + 6] != 6:
+            return None
+        plen = struct.unpack('>H', frame[off + 4:off + 6])[0]
+        src, dst, t = frame[off + 8:off + 24], frame[off + 24:off + 40], off + 40
+        end = t + plen
+    else:
+        return None
+    if len(frame) < t + 20:
+        return None
+    sport, dport, seq = struct.unpack('>HHI', frame[t:t + 8])
+    hl = (frame[t + 12] >> 4) * 4
+    return src, dst, sport, dport, seq, frame[t + 13], frame[t + hl:end]
+
+def main():
+    src_dir, out = sys.argv[1], sys.argv[2]
+    for sub in ('pcap', 'decode', 'reassembly', 'smtp', 'tls'):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+    dlt_index = {0: 0, 1: 1, 12: 2, 108: 3, 113: 4, 228: 5, 229: 6, 276: 7}
+    for name in sorted(os.listdir(src_dir)):
+        if not name.endswith('.pcap'):
+            continue
+        path = os.path.join(src_dir, name)
+        base = name[:-5]
+        if os.path.getsize(path) <= 64 * 1024:
+            open(os.path.join(out, 'pcap', base), 'wb').write(open(path, 'rb').read())
+        link, fs = frames(path)
+        if link is None:
+            continue
+        for i, f in enumerate(fs[:12]):
+            open(os.path.join(out, 'decode', '%s-%d' % (base, i)), 'wb').write(bytes([dlt_index.get(link, 1)]) + f)
+        # Streams in capture order: one dialogue per connection, 0x00 between direction changes.
+        conns, script = {}, bytearray()
+        last_seq = {}
+        for f in fs:
+            t = tcp(link, f)
+            if not t:
+                continue
+            s, d, sp, dp, seq, flags, payload = t
+            server = dp in (25, 587, 465, 2525)
+            key = (s, sp, d, dp) if server else (d, dp, s, sp)
+            c = conns.setdefault(key, {'dir': 'S', 'buf': bytearray(b'\x08'), 'port': key[3]})
+            if payload:
+                direction = 'C' if server else 'S'
+                if direction != c['dir']:
+                    c['buf'] += b'\x00'
+                    c['dir'] = direction
+                c['buf'] += payload
+            # reassembly script: [flags][dir+len][seq delta][payload<=127]
+            dkey = (key, server)
+            delta = (seq - last_seq.get(dkey, seq)) & 0xffff if dkey in last_seq else 0
+            chunk = payload[:127]
+            script += bytes([flags & 0x1f, (0 if server else 0x80) | len(chunk)]) + struct.pack('>H', delta) + chunk
+            last_seq[dkey] = seq + len(payload)
+        if script:
+            open(os.path.join(out, 'reassembly', base), 'wb').write(bytes(script[:8192]))
+        for i, c in enumerate(conns.values()):
+            kind = 'tls' if c['port'] == 465 or b'STARTTLS' in c['buf'] else 'smtp'
+            open(os.path.join(out, kind, '%s-%d' % (base, i)), 'wb').write(bytes(c['buf'][:16384]))
+            if kind == 'tls':
+                open(os.path.join(out, 'smtp', '%s-%d' % (base, i)), 'wb').write(bytes(c['buf'][:16384]))
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,152 @@
+import PacketDecoding
+import Reporting
+import SMTPAnalysis
+import SMTPCapEngine
+import TCPReassembly
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One fuzz harness per parser layer. Which one runs is chosen by SMTPCAP_FUZZ_TARGET
+/// (decode, reassembly, smtp, tls, pcap); every input must end without a trap.
+enum Harness: String, CaseIterable {
+    case decode
+    case reassembly
+    case smtp
+    case tls
+    case pcap
+
+    static let selected: Harness = {
+        guard let name = getenv("SMTPCAP_FUZZ_TARGET").map({ String(cString: $0) }), let h = Harness(rawValue: name) else {
+            return .smtp
+        }
+        return h
+    }()
+
+    func run(_ data: UnsafeRawBufferPointer) {
+        switch self {
+        case .decode: Self.decode(data)
+        case .reassembly: Self.reassembly(data)
+        case .smtp: Self.smtp(data)
+        case .tls: Self.tls(data)
+        case .pcap: Self.pcap(data)
+        }
+    }
+
+    /// The first byte picks the link type; the rest is the frame.
+    static func decode(_ data: UnsafeRawBufferPointer) {
+        guard let first = data.first else { return }
+        let dlts: [Int32] = [0, 1, 12, 108, 113, 228, 229, 276]
+        let decoder = PacketDecoder(linkType: LinkType(dlt: dlts[Int(first) % dlts.count])!)
+        let frame = UnsafeRawBufferPointer(rebasing: data[1...])
+        if case .tcp(let s) = decoder.decode(frame) {
+            precondition(s.payloadOffset + s.capturedPayload <= frame.count)
+        }
+    }
+
+    struct Sink: StreamFactory {
+        mutating func makeConsumer(_ info: ConnectionInfo) -> SMTPSession { SMTPSession(info: info) }
+        mutating func finished(_ consumer: consuming SMTPSession, info: ConnectionInfo, client: DirectionStats,
+                               server: DirectionStats, end: Timestamp) {
+            let record = consumer.finish(client: client, server: server, end: end)
+            _ = JSONLinesReport.session(record, file: nil)
+        }
+    }
+
+    /// A script of segments: [flags][dir+len][seq delta (2)][payload...], fed to the flow
+    /// table with an SMTP machine behind it, under small limits so the caps are exercised.
+    static func reassembly(_ data: UnsafeRawBufferPointer) {
+        var limits = ReassemblyLimits()
+        limits.maxConnections = 4
+        limits.maxHeldBytesPerDirection = 512
+        limits.maxHeldBytesTotal = 2048
+        limits.idleTimeoutSeconds = 5
+        var table = FlowTable(factory: Sink(), limits: limits, serverPorts: [25])
+        let client = Endpoint(address: IPAddress(ipv4: 0xc633_640a), port: 40_000)
+        let server = Endpoint(address: IPAddress(ipv4: 0xcb00_7119), port: 25)
+        var seq: [UInt32] = [1000, 5000]
+        var p = 0, frame: UInt64 = 0
+        while p + 4 <= data.count {
+            let flags = TCPFlags(rawValue: data[p] & 0x1f)
+            let fromClient = data[p + 1] & 0x80 == 0
+            let length = min(Int(data[p + 1] & 0x7f), data.count - p - 4)
+            let delta = Int16(bitPattern: UInt16(data[p + 2]) << 8 | UInt16(data[p + 3]))
+            let payload = UnsafeRawBufferPointer(rebasing: data[(p + 4)..<(p + 4 + length)])
+            let d = fromClient ? 0 : 1
+            seq[d] = seq[d] &+ UInt32(bitPattern: Int32(delta))
+            let segment = TCPSegment(source: fromClient ? client : server, destination: fromClient ? server : client,
+                                     sequence: seq[d], acknowledgment: seq[1 - d], flags: flags, payloadOffset: 0,
+                                     capturedPayload: length, wirePayload: length + Int(data[p] >> 6))
+            frame += 1
+            table.process(segment, frame: payload, meta: ChunkMeta(frame: frame, timestamp: Timestamp(seconds: Int64(frame / 4), nanoseconds: 0)))
+            seq[d] = seq[d] &+ UInt32(length)
+            p += 4 + length
+        }
+        table.finishAll()
+    }
+
+    /// A dialogue: byte 0 seeds the chunking, 0x00 switches direction; the session is then
+    /// finished and reported.
+    static func smtp(_ data: UnsafeRawBufferPointer, port: UInt16 = 25) {
+        guard let seed = data.first else { return }
+        let info = ConnectionInfo(id: 1, client: Endpoint(address: IPAddress(ipv4: 1), port: 40_000),
+                                  server: Endpoint(address: IPAddress(ipv4: 2), port: port), serverEvidence: .handshake,
+                                  handshakeSeen: seed & 1 == 0, firstFrame: 1, start: .zero)
+        var options = SessionOptions()
+        options.transcript = seed & 2 == 0
+        var machine = SMTPSession(info: info, options: options)
+        var direction = Direction.serverToClient
+        var start = 1, i = 1, frame: UInt64 = 1
+        let chunk = Int(seed >> 2) + 1
+        func flush(_ end: Int) {
+            var s = start
+            while s < end {
+                let e = min(end, s + chunk)
+                machine.data(UnsafeRawBufferPointer(rebasing: data[s..<e]), direction, ChunkMeta(frame: frame, timestamp: .zero))
+                s = e
+            }
+        }
+        while i < data.count {
+            if data[i] == 0 {
+                flush(i)
+                if seed & 4 != 0, frame % 7 == 3 { machine.gap(direction, lost: UInt64(frame), ChunkMeta(frame: frame, timestamp: .zero)) }
+                direction = direction.reversed
+                start = i + 1
+                frame += 1
+            }
+            i += 1
+        }
+        flush(data.count)
+        machine.closed(.clientToServer, .fin, ChunkMeta(frame: frame, timestamp: .zero))
+        let record = machine.finish(client: DirectionStats(), server: DirectionStats(), end: .zero)
+        _ = JSONLinesReport.session(record, file: nil)
+        _ = TextReport(color: false, transcript: true).session(record, file: nil)
+    }
+
+    /// TLS records in both directions, through the machine as implicit TLS (port 465).
+    static func tls(_ data: UnsafeRawBufferPointer) { smtp(data, port: 465) }
+
+    /// The whole file path: libpcap's reader, decoding, reassembly, analysis, both reports.
+    static func pcap(_ data: UnsafeRawBufferPointer) {
+        let path = "/tmp/smtpcap-fuzz-\(getpid()).pcap"
+        guard let f = fopen(path, "wb") else { return }
+        if let base = data.baseAddress { fwrite(base, 1, data.count, f) }
+        fclose(f)
+        defer { unlink(path) }
+        let null = open("/dev/null", O_WRONLY)
+        defer { close(null) }
+        for json in [false, true] {
+            var options = EngineOptions()
+            options.files = [path]
+            options.format = json ? .json : .text
+            options.transcript = true
+            _ = try? Engine(options: options, output: ReportOutput(fd: null), errors: ReportOutput(fd: null)).run()
+        }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    Harness.selected.run(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}

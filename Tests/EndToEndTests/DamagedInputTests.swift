@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// Damaged and unusual inputs: a clear error, or a warning plus what could be read.
+@Suite("Damaged inputs")
+struct DamagedInputTests {
+    static let pcapng = E2E.captures.appendingPathComponent("stripped-ipv4-intact-ipv6.pcapng")
+
+    func tempPath(_ name: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("smtpcap-\(UUID().uuidString)-\(name)")
+    }
+
+    @Test func readsFromAFIFO() throws {
+        let fifo = tempPath("fifo")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        defer { unlink(fifo.path) }
+        let bytes = try Data(contentsOf: E2E.captures.appendingPathComponent("default.pcap"))
+        // A writer on the other end, as `tcpdump -w fifo` would be.
+        let writer = Thread {
+            if let h = FileHandle(forWritingAtPath: fifo.path) {
+                h.write(bytes)
+                try? h.close()
+            }
+        }
+        writer.start()
+        let r = try E2E.run(["-r", fifo.path, "--json"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.sessions.count == 2)
+    }
+
+    @Test func pcapngWithAnUnknownBlockIsRead() throws {
+        // Insert a block of an unassigned type after the section header and interface
+        // description blocks; a reader must skip it.
+        var bytes = [UInt8](try Data(contentsOf: Self.pcapng))
+        func u32(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24 }
+        #expect(u32(0) == 0x0a0d0d0a && u32(8) == 0x1a2b3c4d, "little-endian pcapng expected")
+        let shb = u32(4)
+        let idb = u32(shb + 4)
+        let at = shb + idb
+        let body: [UInt8] = Array("unknown block, to be skipped".utf8) + [0, 0, 0, 0]
+        let total = 12 + body.count
+        func le(_ v: Int) -> [UInt8] { [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)] }
+        bytes.insert(contentsOf: le(0x0000_0bad) + le(total) + body + le(total), at: at)
+        let path = tempPath("unknown-block.pcapng")
+        try Data(bytes).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let original = try E2E.run(["-r", Self.pcapng.path, "--json"])
+        let r = try E2E.run(["-r", path.path, "--json"])
+        #expect(r.status == original.status, "\(r.stderr)")
+        #expect(r.sessions.count == original.sessions.count)
+        #expect(r.sessions.map { $0["verdict"] as? String } == original.sessions.map { $0["verdict"] as? String })
+    }
+
+    @Test func everyTruncationOfACaptureIsHandled() throws {
+        // Cut a real capture at many points: never a crash; status 2 only when nothing could
+        // be analyzed (the file header itself is cut).
+        let bytes = try Data(contentsOf: E2E.captures.appendingPathComponent("starttls-injection.pcap"))
+        let path = tempPath("cut.pcap")
+        defer { try? FileManager.default.removeItem(at: path) }
+        for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 40)) + [1, 23, 24, 25, 40] {
+            try bytes.prefix(cut).write(to: path)
+            let r = try E2E.run(["-r", path.path, "--json"])
+            if cut < 24 {
+                #expect(r.status == 2, "cut at \(cut)")
+                #expect(r.stderr.split(separator: "\n").count == 1)
+            } else {
+                #expect(r.status == 0 || r.status == 1, "cut at \(cut): \(r.stderr)")
+                #expect(r.summary != nil, "cut at \(cut)")
+            }
+            #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("crashed"), "cut at \(cut)")
+        }
+    }
+
+    @Test func garbageOnPort25IsNotMistakenForMail() throws {
+        // A capture whose port-25 payload is random bytes: the corpus's frames with their
+        // payload bytes scrambled in place (headers intact).
+        var bytes = [UInt8](try Data(contentsOf: E2E.captures.appendingPathComponent("no-starttls-plaintext.pcap")))
+        var state: UInt64 = 0x5eed
+        var at = 24
+        while at + 16 <= bytes.count {
+            let caplen = Int(bytes[at + 8]) | Int(bytes[at + 9]) << 8 | Int(bytes[at + 10]) << 16 | Int(bytes[at + 11]) << 24
+            let frame = at + 16
+            // Ethernet (14) + IPv4 (20) + TCP header (data offset) — scramble what follows.
+            if caplen > 54, frame + caplen <= bytes.count {
+                let tcpHeader = Int(bytes[frame + 34 + 12] >> 4) * 4
+                for i in (frame + 34 + tcpHeader)..<(frame + caplen) {
+                    state = state &* 6_364_136_223_846_793_005 &+ 1
+                    bytes[i] = UInt8(truncatingIfNeeded: state >> 33)
+                }
+            }
+            at = frame + caplen
+        }
+        let path = tempPath("garbage.pcap")
+        try Data(bytes).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let r = try E2E.run(["-r", path.path, "--json", "-v"])
+        #expect(r.status == 0 || r.status == 1)
+        let session = try #require(r.sessions.first)
+        #expect((session["messages"] as? [Any])?.isEmpty == true)
+        let codes = (session["findings"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String }
+        #expect(!codes.contains("plaintext-data") && !codes.contains("starttls-missing"))
+        #expect(session["verdict"] as? String == "inconclusive")
+        // Output stays pure ASCII whatever the bytes were.
+        #expect(r.stdout.utf8.allSatisfy { $0 < 0x80 })
+    }
+}
