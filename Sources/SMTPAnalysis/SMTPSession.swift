@@ -600,7 +600,7 @@ public struct SMTPSession: StreamConsumer {
                 clientMode = .tls
                 return
             }
-            if preTLSClient.isEmpty { heldMetaFrame = meta.frame }
+            if preTLSClient.isEmpty { heldMetaFrame = meta.frame; preTLSClientMeta = meta }
             let rest = UnsafeRawBufferPointer(rebasing: bytes[p...])
             var q = 0
             var lineFramer = LineFramer()
@@ -616,6 +616,7 @@ public struct SMTPSession: StreamConsumer {
     }
 
     var heldMetaFrame: UInt64?
+    var preTLSClientMeta: ChunkMeta?
 
     mutating func serverPreTLS(_ bytes: UnsafeRawBufferPointer, from p: inout Int, _ meta: ChunkMeta) {
         let atLineStart = preTLSServer.isEmpty || preTLSServer.last == 0x0a
@@ -661,7 +662,9 @@ public struct SMTPSession: StreamConsumer {
         let c = preTLSClient, s = preTLSServer
         preTLSClient = []
         preTLSServer = []
-        c.withUnsafeBytes { clientData($0, meta) }
+        let clientMeta = preTLSClientMeta ?? meta
+        preTLSClientMeta = nil
+        c.withUnsafeBytes { clientData($0, clientMeta) }
         s.withUnsafeBytes { serverData($0, meta) }
     }
 
@@ -672,14 +675,20 @@ public struct SMTPSession: StreamConsumer {
         var events: [TLSDirectionReader.Event] = []
         if fromServer {
             tlsServer.feed(bytes) { events.append($0) }
-            if case .notTLS(let why) = tlsServer.state, record.tls!.problem == nil {
-                record.tls!.problem = "server: \(why)"
+            switch tlsServer.state {
+            case .reading: break
+            case .opaque: serverMode = .opaque  // encrypted from here: count only
+            case .notTLS(let why):
+                if record.tls!.problem == nil { record.tls!.problem = "server: \(why)" }
                 serverMode = .opaque
             }
         } else {
             tlsClient.feed(bytes) { events.append($0) }
-            if case .notTLS(let why) = tlsClient.state, record.tls!.problem == nil {
-                record.tls!.problem = "client: \(why)"
+            switch tlsClient.state {
+            case .reading: break
+            case .opaque: clientMode = .opaque
+            case .notTLS(let why):
+                if record.tls!.problem == nil { record.tls!.problem = "client: \(why)" }
                 clientMode = .opaque
             }
             if record.tls!.frame == nil && record.tls!.problem == nil { record.tls!.frame = meta.frame }
