@@ -5,6 +5,10 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
+/// The engine's layers are separate modules; the per-packet path crosses them (the flow table
+/// is generic over the SMTP machine). Cross-module optimization lets the compiler specialize
+/// and inline across them in release builds.
+let hotPath: [SwiftSetting] = strict + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
 
 let package = Package(
     name: "smtpcap",
@@ -22,11 +26,11 @@ let package = Package(
         // libpcap, found with pkg-config (Debian: libpcap-dev).
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         // Layer 1: capture. The only target that imports CPcap.
-        .target(name: "PcapSource", dependencies: ["CPcap"], swiftSettings: strict),
+        .target(name: "PcapSource", dependencies: ["CPcap"], swiftSettings: hotPath),
         // Layer 2: link, IP and TCP decoding of one frame. Pure.
-        .target(name: "PacketDecoding", swiftSettings: strict),
+        .target(name: "PacketDecoding", swiftSettings: hotPath),
         // Layer 3: TCP reassembly into ordered bytes and explicit gaps per direction.
-        .target(name: "TCPReassembly", dependencies: ["PacketDecoding"], swiftSettings: strict),
+        .target(name: "TCPReassembly", dependencies: ["PacketDecoding"], swiftSettings: hotPath),
         // Layer 4-6: SMTP state machine, TLS handshake reader, findings. Pure: fed byte chunks.
         .target(
             name: "SMTPAnalysis",
@@ -35,7 +39,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
-            swiftSettings: strict),
+            swiftSettings: hotPath),
         // Layer 7: text, JSON lines and transcript output. The only layer that formats.
         .target(name: "Reporting", dependencies: ["SMTPAnalysis"], swiftSettings: strict),
         // Wiring: capture -> decode -> reassembly -> analysis -> report.

@@ -21,6 +21,13 @@ public enum Escape {
     /// A JSON string literal, quotes included, in pure ASCII: every non-ASCII scalar and every
     /// control character is a `\u` escape.
     public static func json(_ s: String, into out: inout String) {
+        // Fast path: printable ASCII without quote or backslash goes in whole.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x22 && $0 != 0x5c }) {
+            out += "\""
+            out += s
+            out += "\""
+            return
+        }
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar.value {
@@ -39,6 +46,19 @@ public enum Escape {
             }
         }
         out += "\""
+    }
+
+    /// The same, appended as bytes.
+    public static func json(_ s: String, into out: inout [UInt8]) {
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x22 && $0 != 0x5c }) {
+            out.append(0x22)
+            out.append(contentsOf: s.utf8)
+            out.append(0x22)
+            return
+        }
+        var text = ""
+        json(s, into: &text)
+        out.append(contentsOf: text.utf8)
     }
 
     public static func json(_ s: String) -> String {

@@ -2,43 +2,121 @@ import PacketDecoding
 import SMTPAnalysis
 import TCPReassembly
 
-/// A tiny JSON object writer: keys in insertion order, ASCII output, no Foundation.
+/// A tiny JSON object writer: keys in insertion order, ASCII output, bytes appended to one
+/// buffer, no Foundation.
 public struct JSONObject {
-    public private(set) var text = "{"
+    public private(set) var bytes: [UInt8] = [0x7b]
     private var first = true
 
-    public init() {}
+    public init() {
+        bytes.reserveCapacity(512)
+    }
 
-    private mutating func key(_ k: String) {
-        if !first { text += "," }
+    /// A writer that appends to no buffer of its own yet (used by `objects`).
+    private init(empty: Void) {
+        bytes = []
+    }
+
+    @inline(__always)
+    private mutating func append(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func key(_ k: StaticString) {
+        if !first { bytes.append(0x2c) }
         first = false
-        text += "\""
-        text += k
-        text += "\":"
+        bytes.append(0x22)
+        append(k)
+        bytes.append(0x22)
+        bytes.append(0x3a)
     }
 
-    public mutating func string(_ k: String, _ v: String?) {
+    public mutating func string(_ k: StaticString, _ v: String?) {
         key(k)
-        if let v { Escape.json(v, into: &text) } else { text += "null" }
+        if let v { Escape.json(v, into: &bytes) } else { append("null") }
     }
-    public mutating func int<T: BinaryInteger>(_ k: String, _ v: T?) {
+    public mutating func int<T: BinaryInteger>(_ k: StaticString, _ v: T?) {
         key(k)
-        text += v.map { String($0) } ?? "null"
+        guard let v else { return append("null") }
+        JSONObject.appendDecimal(Int64(v), into: &bytes)
     }
-    public mutating func bool(_ k: String, _ v: Bool?) {
+    public mutating func bool(_ k: StaticString, _ v: Bool?) {
         key(k)
-        text += v.map { $0 ? "true" : "false" } ?? "null"
+        switch v {
+        case .some(true): append("true")
+        case .some(false): append("false")
+        case .none: append("null")
+        }
     }
-    public mutating func raw(_ k: String, _ json: String) {
+    public mutating func raw(_ k: StaticString, _ json: String) {
         key(k)
-        text += json
+        bytes.append(contentsOf: json.utf8)
     }
-    public mutating func object(_ k: String, _ build: (inout JSONObject) -> Void) {
+    /// A key whose name is not a literal (anomaly names, server keys); escaped.
+    public mutating func int(dynamicKey k: String, _ v: Int) {
+        if !first { bytes.append(0x2c) }
+        first = false
+        Escape.json(k, into: &bytes)
+        bytes.append(0x3a)
+        JSONObject.appendDecimal(Int64(v), into: &bytes)
+    }
+    public mutating func object(_ k: StaticString, _ build: (inout JSONObject) -> Void) {
         var o = JSONObject()
         build(&o)
-        raw(k, o.closed)
+        key(k)
+        bytes.append(contentsOf: o.bytes)
+        bytes.append(0x7d)
     }
-    public var closed: String { text + "}" }
+    /// An array of strings, escaped straight into the buffer.
+    public mutating func strings(_ k: StaticString, _ items: [String]) {
+        key(k)
+        bytes.append(0x5b)
+        for (i, item) in items.enumerated() {
+            if i > 0 { bytes.append(0x2c) }
+            Escape.json(item, into: &bytes)
+        }
+        bytes.append(0x5d)
+    }
+
+    /// An array of objects, each built straight into the buffer.
+    public mutating func objects<T>(_ k: StaticString, _ items: [T], _ build: (T, inout JSONObject) -> Void) {
+        key(k)
+        bytes.append(0x5b)
+        for (i, item) in items.enumerated() {
+            if i > 0 { bytes.append(0x2c) }
+            var o = JSONObject(empty: ())
+            swap(&o.bytes, &bytes)
+            o.bytes.append(0x7b)
+            build(item, &o)
+            o.bytes.append(0x7d)
+            swap(&o.bytes, &bytes)
+        }
+        bytes.append(0x5d)
+    }
+
+    public var closed: String {
+        var b = bytes
+        b.append(0x7d)
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    static func appendDecimal(_ v: Int64, into out: inout [UInt8]) {
+        if v < 0 { out.append(0x2d) }
+        var magnitude = v.magnitude
+        if magnitude == 0 { out.append(0x30); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while magnitude > 0 {
+                d[n] = UInt8(magnitude % 10) + 0x30
+                magnitude /= 10
+                n += 1
+            }
+            for i in stride(from: n - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
+    }
 
     public static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
     public static func strings(_ items: [String]) -> String { array(items.map { Escape.json($0) }) }
@@ -48,6 +126,18 @@ public struct JSONObject {
 /// are stable; downstream tools parse them.
 public enum JSONLinesReport {
     public static func session(_ r: SessionRecord, file: String?) -> String {
+        sessionObject(r, file: file).closed
+    }
+
+    /// The session line as bytes, newline included, for the output buffer.
+    public static func sessionLine(_ r: SessionRecord, file: String?) -> [UInt8] {
+        var bytes = sessionObject(r, file: file).bytes
+        bytes.append(0x7d)
+        bytes.append(0x0a)
+        return bytes
+    }
+
+    static func sessionObject(_ r: SessionRecord, file: String?) -> JSONObject {
         var o = JSONObject()
         o.string("type", "session")
         o.int("id", r.id)
@@ -68,16 +158,14 @@ public enum JSONLinesReport {
         o.string("banner", r.banner)
         o.string("server_name", r.serverName)
         o.string("greeting", r.greeting)
-        o.raw("ehlo", JSONObject.array(r.ehlo.map { e in
-            var x = JSONObject()
+        o.objects("ehlo", r.ehlo) { e, x in
             x.int("frame", e.frame)
             x.int("code", e.code)
-            x.raw("keywords", JSONObject.strings(e.keywords))
+            x.strings("keywords", e.keywords)
             x.bool("starttls", e.starttls)
             x.bool("complete", e.complete)
-            if !e.maskedKeywords.isEmpty { x.raw("masked", JSONObject.strings(e.maskedKeywords)) }
-            return x.closed
-        }))
+            if !e.maskedKeywords.isEmpty { x.strings("masked", e.maskedKeywords) }
+        }
         o.object("starttls") { s in
             s.bool("offered", r.starttls.offered)
             s.bool("requested", r.starttls.requested)
@@ -99,8 +187,7 @@ public enum JSONLinesReport {
         } else {
             o.raw("auth", "null")
         }
-        o.raw("messages", JSONObject.array(r.messages.map { m in
-            var x = JSONObject()
+        o.objects("messages", r.messages) { m, x in
             x.string("method", m.method.rawValue)
             x.int("frame", m.frame)
             x.int("bytes", m.bytes)
@@ -109,35 +196,30 @@ public enum JSONLinesReport {
             x.bool("encrypted", false)
             if m.truncated { x.bool("truncated", true) }
             if m.method == .bdat { x.int("chunks", m.chunks) }
-            return x.closed
-        }))
+        }
         if r.messagesNotListed > 0 { o.int("messages_not_listed", r.messagesNotListed) }
         o.int("commands", r.commands)
         o.bool("complete", r.complete)
         o.string("verdict", r.verdict.rawValue)
         o.string("verdict_reason", r.verdictReason)
-        o.raw("findings", JSONObject.array(r.findings.map { f in
-            var x = JSONObject()
+        o.objects("findings", r.findings) { f, x in
             x.string("code", f.code.rawValue)
             x.int("frame", f.frame)
             x.string("message", f.message)
-            return x.closed
-        }))
+        }
         if !r.anomalies.isEmpty {
             var a = JSONObject()
-            for (k, v) in r.anomalies.sorted(by: { $0.key < $1.key }) { a.int(k, v) }
+            for (k, v) in r.anomalies.sorted(by: { $0.key < $1.key }) { a.int(dynamicKey: k, v) }
             o.raw("anomalies", a.closed)
         }
         if let transcript = r.transcript {
-            o.raw("transcript", JSONObject.array(transcript.map { line in
-                var x = JSONObject()
+            o.objects("transcript", transcript) { line, x in
                 x.string("dir", line.direction == .clientToServer ? "C" : "S")
                 x.int("frame", line.frame)
                 x.string("text", line.text)
-                return x.closed
-            }))
+            }
         }
-        return o.closed
+        return o
     }
 
     static func tlsJSON(_ tls: TLSFacts) -> String {
@@ -215,13 +297,13 @@ public enum JSONLinesReport {
         o.int("packets", capture.packets)
         o.int("sessions", s.sessions)
         var v = JSONObject()
-        for verdict in Verdict.allCases { v.int(verdict.rawValue, s.verdicts[verdict] ?? 0) }
+        for verdict in Verdict.allCases { v.int(dynamicKey: verdict.rawValue, s.verdicts[verdict] ?? 0) }
         o.raw("verdicts", v.closed)
         o.int("plaintext_messages", s.plaintextMessages)
         var f = JSONObject()
         for code in FindingCode.allCases {
             let n = code == .starttlsInconsistent ? s.inconsistencies.count : (s.findings[code] ?? 0)
-            if n > 0 { f.int(code.rawValue, n) }
+            if n > 0 { f.int(dynamicKey: code.rawValue, n) }
         }
         o.raw("findings", f.closed)
         o.int("total_findings", s.totalFindings)
@@ -232,7 +314,11 @@ public enum JSONLinesReport {
             return x.closed
         }))
         var fam = JSONObject()
-        for (family, t) in s.byFamily.sorted(by: { $0.key < $1.key }) { fam.object("ipv\(family)", tally(t)) }
+        for (family, t) in s.byFamily.sorted(by: { $0.key < $1.key }) {
+            var x = JSONObject()
+            tally(t)(&x)
+            fam.raw(family == 6 ? "ipv6" : "ipv4", x.closed)
+        }
         o.raw("by_family", fam.closed)
         o.raw("starttls_inconsistent", JSONObject.array(s.inconsistencies.map { i in
             var x = JSONObject()

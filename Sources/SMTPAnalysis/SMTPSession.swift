@@ -414,7 +414,6 @@ public struct SMTPSession: StreamConsumer {
             completeReply(done, meta)
             return
         }
-        let text = line.count > 4 ? wireText(line[4...], limit: 200) : ""
         if reply == nil || reply!.code != code {
             if var unfinished = reply {
                 unfinished.damaged = true  // its final line never came
@@ -422,10 +421,16 @@ public struct SMTPSession: StreamConsumer {
             }
             reply = ReplyInProgress(code: code, frame: meta.frame)
         }
-        if reply!.lines.count < Self.maxKeywords + 1 { reply!.lines.append(text) }
+        // Text is kept only where it is used: the greeting, EHLO keywords, the transcript.
+        let wanted = !greetingSeen || record.transcript != nil
+            || (pendingHead < pending.count && pending[pendingHead].kind == .ehlo)
+        if wanted {
+            let text = line.count > 4 ? wireText(line[4...], limit: 200) : ""
+            if reply!.lines.count < Self.maxKeywords + 1 { reply!.lines.append(text) }
+            transcript(.serverToClient, meta, "\(code)\(more ? "-" : " ")\(text)")
+        }
         reply!.lineCount += 1
         if reply!.lineCount > 10_000 && reply!.lineCount % 10_000 == 1 { note("reply-over-10000-lines") }
-        transcript(.serverToClient, meta, "\(code)\(more ? "-" : " ")\(text)")
         if !more {
             let done = reply!
             reply = nil

@@ -296,11 +296,15 @@ public enum TLSNames {
 
     /// A suite without forward secrecy (RSA key transport) or with a broken cipher.
     public static func isWeak(cipherSuite code: UInt16) -> Bool {
-        guard let name = cipherSuiteNames[code] else { return false }
-        if name.hasPrefix("TLS_RSA_") || name.hasPrefix("TLS_NULL") { return true }
-        return name.contains("_RC4_") || name.contains("3DES") || name.contains("_NULL_")
-            || name.contains("EXPORT") || name.contains("_DES_")
+        weakSuites.contains(code)
     }
+
+    /// Computed once from the names: RSA key transport, NULL, RC4, DES, 3DES, EXPORT.
+    static let weakSuites: Set<UInt16> = Set(cipherSuiteNames.compactMap { code, name in
+        let weak = name.hasPrefix("TLS_RSA_") || name.hasPrefix("TLS_NULL") || name.contains("_RC4_")
+            || name.contains("3DES") || name.contains("_NULL_") || name.contains("EXPORT") || name.contains("_DES_")
+        return weak ? code : nil
+    })
 
     public static func alert(_ description: UInt8) -> String {
         switch description {

@@ -304,7 +304,7 @@ public final class Engine {
     func emit(_ record: SessionRecord) {
         if options.quiet && record.findings.isEmpty { return }
         switch options.format {
-        case .json: output.write(JSONLinesReport.session(record, file: currentFileLabel) + "\n")
+        case .json: output.write(bytes: JSONLinesReport.sessionLine(record, file: currentFileLabel))
         case .text: output.write(text.session(record, file: currentFileLabel) + "\n")
         }
     }

@@ -34,6 +34,43 @@ struct Flow<Consumer: StreamConsumer> {
     var lastSeen: Timestamp
     var clientISN: UInt32?
 
+    /// What a packet did to the flow, so the table need not read the flow again (a read of
+    /// an element of `[Flow?]` copies the whole flow, SMTP machine included).
+    struct Outcome {
+        var newlyHeld = 0
+        var heldBeforeFlush = 0
+        var bothClosed = false
+    }
+
+    enum Admission {
+        case accept
+        /// The 4-tuple is reused by a new connection.
+        case reused
+        /// A packet for a connection already closed.
+        case stray
+    }
+
+    /// Mutating only so the caller reaches the flow in place, without a copy.
+    mutating func admission(of segment: TCPSegment) -> Admission {
+        let syn = segment.flags.contains(.syn) && !segment.flags.contains(.ack)
+        if syn, let clientISN, clientISN != segment.sequence { return .reused }
+        if client.closed && server.closed { return syn ? .reused : .stray }
+        return .accept
+    }
+
+    mutating func handle(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, meta: ChunkMeta,
+                         limits: ReassemblyLimits, heldTotalOver: (Int) -> Bool) -> Outcome {
+        let fromClient = segment.source == info.client
+        var outcome = Outcome()
+        outcome.newlyHeld = handle(segment, payload: payload, fromClient: fromClient, meta: meta, limits: limits)
+        if outcome.newlyHeld > 0 && heldTotalOver(outcome.newlyHeld) {
+            outcome.heldBeforeFlush = heldBytes
+            flushHeld(meta: meta)
+        }
+        outcome.bothClosed = bothClosed
+        return outcome
+    }
+
     mutating func handle(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, fromClient: Bool,
                          meta: ChunkMeta, limits: ReassemblyLimits) -> Int {
         lastSeen = meta.timestamp
@@ -112,6 +149,9 @@ public struct FlowTable<Factory: StreamFactory> {
     public private(set) var stats = ReassemblyStats()
 
     private var slots: [Flow<Consumer>?] = []
+    /// Per slot, beside the flows so scans for expiry and eviction read no flow.
+    private var lastSeen: [Timestamp] = []
+    private var ids: [UInt64] = []
     private var freeSlots: [Int] = []
     private var index: [FlowKey: Int] = [:]
     private var heldTotal = 0
@@ -141,19 +181,15 @@ public struct FlowTable<Factory: StreamFactory> {
         var slot: Int
         if let existing = index[key] {
             slot = existing
-            // The same 4-tuple reused: a fresh SYN from the client with another ISN.
-            if segment.flags.contains(.syn), !segment.flags.contains(.ack),
-               let isn = slots[slot]!.clientISN, isn != segment.sequence {
+            switch slots[slot]!.admission(of: segment) {
+            case .accept:
+                break
+            case .reused:
                 end(slot: slot, reason: .fin, meta: meta)
                 slot = create(segment, payload: payload, key: key, meta: meta)
-            } else if slots[slot]!.bothClosed {
-                if segment.flags.contains(.syn) && !segment.flags.contains(.ack) {
-                    end(slot: slot, reason: .fin, meta: meta)
-                    slot = create(segment, payload: payload, key: key, meta: meta)
-                } else {
-                    stats.strayPackets += 1
-                    return
-                }
+            case .stray:
+                stats.strayPackets += 1
+                return
             }
         } else {
             // Nothing to start from: a lone RST or a pure ACK of a connection we never saw.
@@ -164,20 +200,17 @@ public struct FlowTable<Factory: StreamFactory> {
             slot = create(segment, payload: payload, key: key, meta: meta)
         }
 
-        let fromClient = segment.source == slots[slot]!.info.client
-        let held = slots[slot]!.handle(segment, payload: payload, fromClient: fromClient, meta: meta, limits: limits)
-        if held > 0 {
-            heldTotal += held
-            if heldTotal > limits.maxHeldBytesTotal {
-                stats.heldOverflows += 1
-                let before = slots[slot]!.heldBytes
-                slots[slot]!.flushHeld(meta: meta)
-                heldTotal -= before
-            }
+        lastSeen[slot] = meta.timestamp
+        let total = heldTotal, cap = limits.maxHeldBytesTotal
+        let outcome = slots[slot]!.handle(segment, payload: payload, meta: meta, limits: limits) { total + $0 > cap }
+        heldTotal += outcome.newlyHeld
+        if outcome.heldBeforeFlush > 0 {
+            stats.heldOverflows += 1
+            heldTotal -= outcome.heldBeforeFlush
         }
         if segment.flags.contains(.rst) {
             end(slot: slot, reason: .rst, meta: meta)
-        } else if slots[slot]!.bothClosed {
+        } else if outcome.bothClosed {
             end(slot: slot, reason: .fin, meta: meta)
         }
     }
@@ -216,9 +249,13 @@ public struct FlowTable<Factory: StreamFactory> {
         let slot: Int
         if let free = freeSlots.popLast() {
             slots[free] = flow
+            lastSeen[free] = meta.timestamp
+            ids[free] = info.id
             slot = free
         } else {
             slots.append(flow)
+            lastSeen.append(meta.timestamp)
+            ids.append(info.id)
             slot = slots.count - 1
         }
         index[key] = slot
@@ -240,11 +277,11 @@ public struct FlowTable<Factory: StreamFactory> {
     private mutating func expireIdle(now: Timestamp) {
         let deadline = now.seconds - limits.idleTimeoutSeconds
         var stale: [Int] = []
-        for (_, slot) in index where slots[slot]!.lastSeen.seconds < deadline {
+        for (_, slot) in index where lastSeen[slot].seconds < deadline {
             stale.append(slot)
         }
         guard !stale.isEmpty else { return }
-        stale.sort { slots[$0]!.info.id < slots[$1]!.info.id }
+        stale.sort { ids[$0] < ids[$1] }
         for slot in stale {
             stats.expired += 1
             end(slot: slot, reason: .idle, meta: ChunkMeta(frame: 0, timestamp: now))
@@ -256,7 +293,7 @@ public struct FlowTable<Factory: StreamFactory> {
     private mutating func evictOldest() {
         var candidates: [(Timestamp, UInt64, Int)] = []
         candidates.reserveCapacity(index.count)
-        for (_, slot) in index { candidates.append((slots[slot]!.lastSeen, slots[slot]!.info.id, slot)) }
+        for (_, slot) in index { candidates.append((lastSeen[slot], ids[slot], slot)) }
         candidates.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         let count = max(1, candidates.count / 8)
         for (_, _, slot) in candidates.prefix(count) {
@@ -267,9 +304,9 @@ public struct FlowTable<Factory: StreamFactory> {
 
     /// Ends every open connection (end of capture), oldest first.
     public mutating func finishAll(reason: CloseReason = .endOfCapture) {
-        let open = index.values.sorted { slots[$0]!.info.id < slots[$1]!.info.id }
+        let open = index.values.sorted { ids[$0] < ids[$1] }
         for slot in open {
-            end(slot: slot, reason: reason, meta: ChunkMeta(frame: 0, timestamp: slots[slot]!.lastSeen))
+            end(slot: slot, reason: reason, meta: ChunkMeta(frame: 0, timestamp: lastSeen[slot]))
         }
     }
 }
