@@ -128,6 +128,12 @@ public final class PcapSource {
                 throw PcapError(.other, "cannot capture on \(device): \(detail.isEmpty ? String(cString: pcap_statustostr(status)) : detail)")
             }
         }
+        // Non-blocking reads and our own poll(2) with a short timeout: a quiet interface must
+        // not keep the loop from seeing a signal or the end of --duration.
+        if pcap_setnonblock(h, 1, &errbuf) != 0 {
+            pcap_close(h)
+            throw PcapError(.other, "cannot capture on \(device): \(text(errbuf))")
+        }
         return PcapSource(handle: h, isLive: true, fileSize: nil)
     }
 
@@ -190,6 +196,10 @@ public final class PcapSource {
                 seconds: Int64(h.ts.tv_sec),
                 nanoseconds: Int32(truncatingIfNeeded: h.ts.tv_usec)))
         case 0:
+            if isLive {
+                var fds = pollfd(fd: pcap_get_selectable_fd(handle), events: Int16(POLLIN), revents: 0)
+                _ = poll(&fds, 1, 100)
+            }
             return .timeout
         case PCAP_ERROR_BREAK:
             return .end

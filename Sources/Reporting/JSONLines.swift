@@ -335,6 +335,7 @@ public enum JSONLinesReport {
             c.int("expired", capture.reassembly.expired)
             c.int("held_overflows", capture.reassembly.heldOverflows)
             c.int("stray_packets", capture.reassembly.strayPackets)
+            c.int("out_of_window", capture.reassembly.outOfWindow)
             c.int("ip_fragments", capture.fragments)
             c.int("malformed", capture.malformed)
             c.int("not_tcp", capture.notTCP)

@@ -138,6 +138,7 @@ public struct TextReport {
         if r.evicted > 0 { notes.append("\(r.evicted) connection(s) evicted (table full)") }
         if r.expired > 0 { notes.append("\(r.expired) idle connection(s) expired") }
         if r.heldOverflows > 0 { notes.append("\(r.heldOverflows) out-of-order buffer overflow(s)") }
+        if r.outOfWindow > 0 { notes.append("\(r.outOfWindow) segment(s) far out of window dropped") }
         if capture.fragments > 0 { notes.append("\(capture.fragments) IP fragment(s) not reassembled") }
         if capture.malformed > 0 { notes.append("\(capture.malformed) malformed packet(s)") }
         if capture.truncatedFile { notes.append("the capture file is truncated") }

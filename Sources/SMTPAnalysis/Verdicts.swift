@@ -12,6 +12,9 @@ extension SMTPSession {
             updateOpenMessage { $0.truncated = true }
         }
         if clientMode == .preTLS || serverMode == .preTLS { fallBackToPlaintext(meta) }
+        // A line still open at the end (a megabyte with no line end) is noted too.
+        if clientLines.length > 512 { note(clientLines.length > LineFramer.keep ? "line-truncated" : "command-line-over-512") }
+        if serverLines.length > 512 { note(serverLines.length > LineFramer.keep ? "line-truncated" : "reply-line-over-512") }
         var r = record
         r.clientStats = client
         r.serverStats = server

@@ -258,6 +258,7 @@ public final class Engine {
         capture.reassembly.expired += table.stats.expired
         capture.reassembly.heldOverflows += table.stats.heldOverflows
         capture.reassembly.strayPackets += table.stats.strayPackets
+        capture.reassembly.outOfWindow += table.stats.outOfWindow
         source.flushDump()
         flushReorder(all: true)
     }

@@ -11,6 +11,9 @@ public struct ReassemblyLimits: Sendable {
     public var maxHeldBytesTotal: Int = 64 << 20
     /// A connection with no packet for this long (capture time) is ended.
     public var idleTimeoutSeconds: Int64 = 300
+    /// A segment this far ahead of the next expected byte, which the peer has not
+    /// acknowledged, is not held or skipped to: it is dropped as out of window.
+    public var maxJumpAhead: Int = 16 << 20
 
     public init() {}
 }
@@ -21,8 +24,11 @@ public struct ReassemblyStats: Sendable, Hashable {
     public var evicted: UInt64 = 0
     public var expired: UInt64 = 0
     public var heldOverflows: UInt64 = 0
-    /// Packets for a connection already ended (late retransmissions, stray ACKs).
+    /// Packets with payload for a connection already ended (late retransmissions).
     public var strayPackets: UInt64 = 0
+    /// Segments so far ahead of the stream (more than `maxJumpAhead`, unacknowledged) that
+    /// no loss explains them: dropped, not held.
+    public var outOfWindow: UInt64 = 0
     public init() {}
 }
 
@@ -94,9 +100,11 @@ struct Flow<Consumer: StreamConsumer> {
         if flags.contains(.ack) {
             // This side's ACK speaks of the other direction's bytes.
             if fromClient {
-                server.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .serverToClient, consumer: &consumer)
+                server.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .serverToClient,
+                                        jumpLimit: limits.maxJumpAhead, consumer: &consumer)
             } else {
-                client.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .clientToServer, consumer: &consumer)
+                client.peerAcknowledged(segment.acknowledgment, meta: meta, direction: .clientToServer,
+                                        jumpLimit: limits.maxJumpAhead, consumer: &consumer)
             }
         }
         var newlyHeld = 0
@@ -105,11 +113,13 @@ struct Flow<Consumer: StreamConsumer> {
             if fromClient {
                 newlyHeld = client.segment(sequence: dataSequence, payload: payload, wireLength: segment.wirePayload,
                                            meta: meta, direction: direction,
-                                           holdLimit: limits.maxHeldBytesPerDirection, consumer: &consumer)
+                                           holdLimit: limits.maxHeldBytesPerDirection, jumpLimit: limits.maxJumpAhead,
+                                           consumer: &consumer)
             } else {
                 newlyHeld = server.segment(sequence: dataSequence, payload: payload, wireLength: segment.wirePayload,
                                            meta: meta, direction: direction,
-                                           holdLimit: limits.maxHeldBytesPerDirection, consumer: &consumer)
+                                           holdLimit: limits.maxHeldBytesPerDirection, jumpLimit: limits.maxJumpAhead,
+                                           consumer: &consumer)
             }
         }
         if flags.contains(.fin) {
@@ -188,13 +198,14 @@ public struct FlowTable<Factory: StreamFactory> {
                 end(slot: slot, reason: .fin, meta: meta)
                 slot = create(segment, payload: payload, key: key, meta: meta)
             case .stray:
-                stats.strayPackets += 1
+                if segment.wirePayload > 0 { stats.strayPackets += 1 }
                 return
             }
         } else {
-            // Nothing to start from: a lone RST or a pure ACK of a connection we never saw.
+            // Nothing to start from: a lone RST or a pure ACK of a connection we never saw (the
+            // last ACK after both FINs is the common case: ignored without a count).
             if segment.flags.contains(.rst) || (segment.wirePayload == 0 && !segment.flags.contains(.syn)) {
-                stats.strayPackets += 1
+                if segment.wirePayload > 0 { stats.strayPackets += 1 }
                 return
             }
             slot = create(segment, payload: payload, key: key, meta: meta)
@@ -265,6 +276,7 @@ public struct FlowTable<Factory: StreamFactory> {
     private mutating func end(slot: Int, reason: CloseReason, meta: ChunkMeta) {
         guard var flow = slots[slot].take() else { return }
         heldTotal -= flow.heldBytes
+        stats.outOfWindow += UInt64(flow.client.stats.outOfWindow + flow.server.stats.outOfWindow)
         flow.finish(reason, meta: meta)
         let (key, _) = FlowKey.canonical(source: flow.info.client, destination: flow.info.server)
         index[key] = nil

@@ -37,7 +37,7 @@ struct HalfStream {
     /// A segment's payload. Returns the number of bytes newly held (for the global cap).
     mutating func segment<C: StreamConsumer>(
         sequence: UInt32, payload: UnsafeRawBufferPointer, wireLength: Int, meta: ChunkMeta,
-        direction: Direction, holdLimit: Int, consumer: inout C
+        direction: Direction, holdLimit: Int, jumpLimit: Int = .max, consumer: inout C
     ) -> Int {
         if closed { return 0 }
         if !synchronized {
@@ -53,6 +53,12 @@ struct HalfStream {
         if offset <= 0 {
             deliver(payload, wireLength: wireLength, trim: -offset, meta: meta, direction: direction, consumer: &consumer)
             drain(direction: direction, consumer: &consumer, meta: meta)
+            return 0
+        }
+        // Far ahead of anything a loss explains, and not acknowledged by the peer: forged or
+        // from another life of the connection. Dropped, counted.
+        if offset > jumpLimit && !(peerAck.map { distance($0, from: sequence) > 0 } ?? false) {
+            stats.outOfWindow += 1
             return 0
         }
         // Ahead of a hole: keep a copy until the hole fills or is declared lost.
@@ -154,11 +160,20 @@ struct HalfStream {
     }
 
     /// The peer acknowledged up to `ack`: any hole before that point was lost by the capture.
-    mutating func peerAcknowledged<C: StreamConsumer>(_ ack: UInt32, meta: ChunkMeta, direction: Direction, consumer: inout C) {
+    mutating func peerAcknowledged<C: StreamConsumer>(_ ack: UInt32, meta: ChunkMeta, direction: Direction,
+                                                      jumpLimit: Int = .max, consumer: inout C) {
         if let previous = peerAck, distance(ack, from: previous) <= 0 { return }
         peerAck = ack
-        guard synchronized, !held.isEmpty, distance(ack, from: nextSequence) > 0 else { return }
-        flushHeld(upTo: ack, meta: meta, direction: direction, consumer: &consumer)
+        guard synchronized, distance(ack, from: nextSequence) > 0 else { return }
+        if !held.isEmpty {
+            flushHeld(upTo: ack, meta: meta, direction: direction, consumer: &consumer)
+        } else if distance(ack, from: nextSequence) > jumpLimit, !closed {
+            // The peer took far more than the capture showed (segments dropped as out of
+            // window were real after all): resume at the acknowledged point.
+            let lost = distance(ack, from: nextSequence)
+            emitGap(UInt64(lost), meta: meta, direction: direction, consumer: &consumer)
+            nextSequence = ack
+        }
     }
 
     mutating func fin<C: StreamConsumer>(sequence: UInt32, payloadLength: Int, meta: ChunkMeta, direction: Direction, consumer: inout C) {

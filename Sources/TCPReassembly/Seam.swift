@@ -93,6 +93,8 @@ public struct DirectionStats: Sendable, Hashable {
     public var outOfOrder: Int = 0
     /// Overlapping copies whose bytes disagreed (first copy won).
     public var conflictingOverlaps: Int = 0
+    /// Segments dropped as far out of window.
+    public var outOfWindow: Int = 0
     public var finSeen = false
     public var rstSeen = false
 

@@ -51,6 +51,13 @@ if let path = options.writeFile {
     }
 }
 
+// A parent may have started us with these blocked (threaded launchers do): unblock them, or
+// SIGINT/SIGTERM would never end a live capture.
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGINT)
+sigaddset(&stopSignals, SIGTERM)
+sigprocmask(SIG_UNBLOCK, &stopSignals, nil)
 signal(SIGINT) { _ in requestStop() }
 signal(SIGTERM) { _ in requestStop() }
 

@@ -112,4 +112,36 @@ struct LiveCaptureTests {
         #expect(!text.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x7f })
         #expect(text.contains("\\u001b[31mRED"))
     }
+
+    @Test(.enabled(if: canCapture, "needs root"), .timeLimit(.minutes(1)))
+    func durationEndsAQuietCapture() throws {
+        // Nothing on this port: --duration must still end the capture, cleanly, with a summary.
+        let r = try E2E.run(["-i", "lo", "--ports", "9", "--duration", "1", "--json"], timeout: 20)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.summary?["sessions"] as? Int == 0)
+    }
+
+    @Test(.enabled(if: canCapture, "needs root"), .timeLimit(.minutes(1)))
+    func sigtermEndsALiveCaptureCleanly() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: E2E.binary)
+        p.arguments = ["-i", "lo", "--ports", "9", "--json"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        usleep(700_000)
+        p.terminate()  // SIGTERM
+        let deadline = Date().addingTimeInterval(10)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            Issue.record("SIGTERM did not end the capture")
+        }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit)
+        #expect(p.terminationStatus == 0)
+        #expect(text.contains("\"type\":\"summary\""))
+    }
 }

@@ -224,3 +224,28 @@ struct ReassemblyTests {
         #expect(delivered == 5000)
     }
 }
+
+@Suite("TCP reassembly bounds")
+struct ReassemblyBoundsTests {
+    @Test func segmentFarOutOfWindowIsDropped() {
+        // 1 GB ahead and never acknowledged: dropped, the stream goes on.
+        var far = Seg.c(1_000_000_001, String(repeating: "z", count: 100))
+        far.ack = 1
+        let finished = replay(handshake + [.c(1, "EHLO a\r\n"), far, .c(9, "QUIT\r\n")])
+        #expect(finished[0].events.first == .data(.clientToServer, "EHLO a\r\nQUIT\r\n"))
+        #expect(finished[0].client.outOfWindow == 1)
+        #expect(!finished[0].events.contains { if case .gap = $0 { return true } else { return false } })
+    }
+
+    @Test func farJumpAcknowledgedByThePeerIsALoss() {
+        // The same jump, but the server acknowledged past it: the capture lost that data; the
+        // stream resumes at the acknowledged point (the far segment itself was dropped).
+        let jump: UInt32 = 20 << 20
+        let finished = replay(handshake + [.c(1, "EHLO a\r\n"), .c(9 + jump, "QUIT\r\n"),
+                                           .s(1, "221 bye\r\n", ack: 15 + jump), .c(15 + jump, "NOOP\r\n", ack: 10)])
+        let events = finished[0].events
+        #expect(events.contains(.gap(.clientToServer, UInt64(jump) + 6)))
+        #expect(events.contains(.data(.clientToServer, "NOOP\r\n")))
+        #expect(finished[0].client.outOfWindow == 1)
+    }
+}

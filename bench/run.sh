@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# smtpcap benchmark driver (run by `make bench` from the repository root; see bench/README.md).
+#
+#   bench/run.sh            throughput: C libpcap floor vs smtpcap (text, --json) vs tshark,
+#                           then checks smtpcap's counts against the generator's ground truth
+#   bench/run.sh flat       flat memory: smtpcap's peak RSS on BENCH_FLAT_SIZES (default 1G 10G)
+#   bench/run.sh hostile    hostile captures: peak RSS must stay <= 256 MiB, exit status 0 or 1
+#
+# Environment: BENCH_SIZE (1G), BENCH_SEED (1), BENCH_RUNS (3), BENCH_TSHARK (1; 0 skips tshark),
+# BENCH_MAX_RATIO (unset; if set, fail when smtpcap's CPU time exceeds this multiple of the floor),
+# BENCH_FLAT_SIZES ("1G 10G"), BENCH_HOSTILE (all five modes), BENCH_HOSTILE_MAX_RSS_MIB (256),
+# BENCH_TIMEOUT (1800 seconds per smtpcap run), SMTPCAP (.build/release/smtpcap).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+mode=${1:-throughput}
+BIN=${SMTPCAP:-.build/release/smtpcap}
+SEED=${BENCH_SEED:-1}
+SIZE=${BENCH_SIZE:-1G}
+RUNS=${BENCH_RUNS:-3}
+TIMEOUT=${BENCH_TIMEOUT:-1800}
+OUT=bench/.out
+DATA=bench/data
+GEN=$OUT/gen-capture
+FLOOR=$OUT/pcap-floor
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[ -x "$BIN" ] || die "$BIN not found: build it first (make build)"
+mkdir -p "$OUT" "$DATA"
+
+# ---- tools ------------------------------------------------------------------------------------
+if [ ! -x /usr/bin/time ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "bench: installing the 'time' package for /usr/bin/time" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+    fi
+    [ -x /usr/bin/time ] || die "/usr/bin/time is missing: apt-get install time"
+fi
+CC=${CC:-cc}
+if [ ! -x "$GEN" ] || [ bench/gen-capture.c -nt "$GEN" ]; then
+    $CC -O2 -Wall -o "$GEN" bench/gen-capture.c || die "cannot compile bench/gen-capture.c"
+fi
+if [ ! -x "$FLOOR" ] || [ bench/pcap-floor.c -nt "$FLOOR" ]; then
+    $CC -O2 -Wall -o "$FLOOR" bench/pcap-floor.c -lpcap || die "cannot compile bench/pcap-floor.c (libpcap-dev?)"
+fi
+
+# json_get FILE KEY... : a number from a one-line JSON object ("a.b" for nested keys).
+json_get() {
+    python3 - "$@" <<'EOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+for k in sys.argv[2:]:
+    v = o
+    for part in k.split("."):
+        v = v[part]
+    print(v)
+EOF
+}
+
+# capture NAME ARGS... : generates $DATA/NAME.pcap (+ .json) unless it already exists for the
+# same generator version and arguments (recorded in NAME.args).
+GEN_VERSION=$(cksum < bench/gen-capture.c | cut -d' ' -f1)
+capture() {
+    local name=$1; shift
+    local f=$DATA/$name.pcap args="$GEN_VERSION $*"
+    if [ -f "$f" ] && [ -f "$DATA/$name.json" ] && [ "$(cat "$DATA/$name.args" 2>/dev/null)" = "$args" ]; then
+        echo "bench: reusing $f" >&2
+    else
+        echo "bench: generating $f ($*)" >&2
+        rm -f "$f" "$DATA/$name.json" "$DATA/$name.args"
+        local t0=$SECONDS
+        "$GEN" "$@" --out "$f.tmp" --expected "$DATA/$name.json.tmp" || die "gen-capture failed"
+        mv "$f.tmp" "$f"; mv "$DATA/$name.json.tmp" "$DATA/$name.json"
+        echo "$args" > "$DATA/$name.args"
+        echo "bench: generated $(du -h "$f" | cut -f1) in $((SECONDS - t0)) s" >&2
+    fi
+}
+
+# timed OKCODES CMD... : runs CMD once (stdout to /dev/null unless $TIMED_STDOUT is set), sets
+# T_WALL T_CPU T_RSS_MIB T_RC; fails unless the exit status is in OKCODES (e.g. "0 1").
+timed() {
+    local ok=$1; shift
+    local tf=$OUT/time.txt t_user t_sys t_rss
+    set +e
+    /usr/bin/time -f '%e %U %S %M' -o "$tf" timeout "$TIMEOUT" "$@" > "${TIMED_STDOUT:-/dev/null}"
+    T_RC=$?
+    set -e
+    # /usr/bin/time writes "Command exited with non-zero status N" before the numbers
+    read -r T_WALL t_user t_sys t_rss < <(tail -n 1 "$tf")
+    T_CPU=$(awk -v u="$t_user" -v s="$t_sys" 'BEGIN { printf "%.2f", u + s }')
+    T_RSS_MIB=$(awk -v k="$t_rss" 'BEGIN { printf "%.1f", k / 1024 }')
+    case " $ok " in *" $T_RC "*) ;; *) echo "bench: '$*' exited with status $T_RC" >&2; return 1 ;; esac
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+
+# bench_one LABEL RUNS OKCODES CMD... : appends a table row to $ROWS; sets M_CPU, M_WALL, M_RSS.
+ROWS=()
+FLOOR_CPU=
+bench_one() {
+    local label=$1 n=$2 ok=$3; shift 3
+    local walls=() cpus=() rsss=() i
+    for ((i = 1; i <= n; i++)); do
+        timed "$ok" "$@" || die "$label failed"
+        walls+=("$T_WALL"); cpus+=("$T_CPU"); rsss+=("$T_RSS_MIB")
+        echo "bench:   $label run $i: wall ${T_WALL}s cpu ${T_CPU}s rss ${T_RSS_MIB}MiB" >&2
+    done
+    M_WALL=$(median "${walls[@]}"); M_CPU=$(median "${cpus[@]}"); M_RSS=$(maxof "${rsss[@]}")
+    [ -n "$FLOOR_CPU" ] || FLOOR_CPU=$M_CPU
+    ROWS+=("$(awk -v l="$label" -v n="$n" -v w="$M_WALL" -v c="$M_CPU" -v f="$FLOOR_CPU" -v b="$FILE_BYTES" -v r="$M_RSS" \
+        'BEGIN { printf "| %s | %d | %.2f | %.2f | %s | %.0f | %.1f |", l, n, w, c, (f > 0 ? sprintf("%.1f×", c / f) : "n/a"), (w > 0 ? b / w / 1e6 : 0), r }')")
+}
+
+print_table() {
+    echo
+    echo "| program | runs | wall s (median) | user+sys CPU s (median) | CPU vs floor | MB/s (wall) | peak RSS MiB (max) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+}
+
+# check_counts EXPECTED.json SUMMARY.json
+check_counts() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+exp = json.load(open(sys.argv[1])); got = json.load(open(sys.argv[2]))
+pairs = [("sessions", exp["sessions"], got.get("sessions")),
+         ("plaintext_messages", exp["plaintext_messages"], got.get("plaintext_messages")),
+         ("packets", exp["packets"], got.get("packets"))]
+for v in ("encrypted", "plaintext", "stripped", "inconclusive"):
+    pairs.append(("verdicts." + v, exp["verdicts"][v], got.get("verdicts", {}).get(v)))
+bad = [(k, e, g) for k, e, g in pairs if e != g]
+for k, e, g in pairs:
+    print(f"  {k:24} expected {e:>10}  smtpcap {g!s:>10}  {'ok' if e == g else 'MISMATCH'}")
+if bad:
+    print("bench: smtpcap's counts differ from the generator's ground truth: " +
+          ", ".join(f"{k} expected {e} got {g}" for k, e, g in bad), file=sys.stderr)
+    sys.exit(1)
+EOF
+}
+
+summary_of() {   # summary_of PCAP OUTFILE : smtpcap's JSON summary line (last line of --json)
+    local rc=0
+    timeout "$TIMEOUT" "$BIN" -r "$1" --json | tail -n 1 > "$2" || rc=$?
+    # pipefail: smtpcap exits 1 when it reports findings
+    [ "$rc" -le 1 ] || die "smtpcap -r $1 --json exited with status $rc"
+    grep -q '"type":"summary"' "$2" || die "no summary object at the end of smtpcap --json output"
+}
+
+# ---- modes ------------------------------------------------------------------------------------
+throughput() {
+    local name="smtp-seed$SEED-$SIZE"
+    capture "$name" --seed "$SEED" --size "$SIZE"
+    local f=$DATA/$name.pcap exp=$DATA/$name.json
+    FILE_BYTES=$(stat -c %s "$f")
+    echo "bench: $f: $(json_get "$exp" packets) packets, $(json_get "$exp" sessions) sessions, $FILE_BYTES bytes" >&2
+    cat "$f" > /dev/null   # warm the page cache: every program reads from memory
+    bench_one "C floor (pcap_next_ex loop)" "$RUNS" "0" "$FLOOR" "$f"
+    local floor_cpu=$M_CPU
+    bench_one "smtpcap -r F" "$RUNS" "0 1" "$BIN" -r "$f"
+    local text_cpu=$M_CPU
+    bench_one "smtpcap -r F --json" "$RUNS" "0 1" "$BIN" -r "$f" --json
+    local json_cpu=$M_CPU
+    if [ "${BENCH_TSHARK:-1}" != 0 ] && command -v tshark >/dev/null; then
+        bench_one "tshark -Y smtp -T fields" 1 "0" tshark -r "$f" -Y smtp -T fields -e smtp.req.command
+    fi
+    echo "Capture: $f ($FILE_BYTES bytes, $(json_get "$exp" packets) packets, $(json_get "$exp" sessions) SMTP sessions, seed $SEED); $(nproc) CPUs."
+    print_table
+
+    echo "Counts (smtpcap --json summary vs generator ground truth $exp):"
+    summary_of "$f" "$OUT/summary.json"
+    check_counts "$exp" "$OUT/summary.json" || exit 1
+
+    if [ -n "${BENCH_MAX_RATIO:-}" ]; then
+        awk -v a="$text_cpu" -v b="$json_cpu" -v f="$floor_cpu" -v m="$BENCH_MAX_RATIO" \
+            'BEGIN { exit !((a > b ? a : b) <= f * m) }' ||
+            die "smtpcap's CPU time is more than ${BENCH_MAX_RATIO}x the libpcap floor"
+        echo "bench: smtpcap within ${BENCH_MAX_RATIO}x of the floor"
+    fi
+}
+
+flat() {
+    local sizes=${BENCH_FLAT_SIZES:-1G 10G} sz first= last=
+    ROWS=()
+    for sz in $sizes; do
+        local name="smtp-seed$SEED-$sz"
+        capture "$name" --seed "$SEED" --size "$sz"
+        local f=$DATA/$name.pcap
+        FILE_BYTES=$(stat -c %s "$f")
+        FLOOR_CPU=0   # no floor in this table
+        TIMED_STDOUT=$OUT/flat-$sz.jsonl bench_one "smtpcap -r F --json ($sz)" 1 "0 1" "$BIN" -r "$f" --json
+        tail -n 1 "$OUT/flat-$sz.jsonl" > "$OUT/flat-$sz.summary.json"; rm -f "$OUT/flat-$sz.jsonl"
+        echo "Counts for $sz:"
+        check_counts "$DATA/$name.json" "$OUT/flat-$sz.summary.json" || exit 1
+        [ -n "$first" ] || first=$M_RSS
+        last=$M_RSS
+    done
+    echo "Flat memory: smtpcap's peak RSS by capture size (seed $SEED)."
+    print_table
+    awk -v a="$first" -v b="$last" 'BEGIN { exit !(b <= a * 1.25 + 16) }' ||
+        die "peak RSS grew with the capture: $first MiB -> $last MiB"
+    echo "bench: peak RSS flat ($first MiB -> $last MiB)"
+}
+
+hostile() {
+    local modes=${BENCH_HOSTILE:-synflood longline endless-reply bdat-huge ooo-far} m fail=0
+    local max=${BENCH_HOSTILE_MAX_RSS_MIB:-256}
+    local rows=()
+    for m in $modes; do
+        capture "hostile-$m" --seed "$SEED" --hostile "$m"
+        local f=$DATA/hostile-$m.pcap
+        cat "$f" > /dev/null
+        local verdict=ok
+        timed "0 1" "$BIN" -r "$f" --json || { verdict="FAIL: exit status $T_RC"; fail=1; }
+        if awk -v r="$T_RSS_MIB" -v m="$max" 'BEGIN { exit !(r > m) }'; then verdict="FAIL: peak RSS > $max MiB"; fail=1; fi
+        echo "bench:   $m: exit $T_RC wall ${T_WALL}s rss ${T_RSS_MIB}MiB" >&2
+        rows+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s |' "$m" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
+            "$(json_get "$DATA/hostile-$m.json" packets)" "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
+    done
+    echo
+    echo "Hostile captures (smtpcap -r F --json; limit: peak RSS <= $max MiB, exit status 0 or 1):"
+    echo
+    echo "| capture | MiB | packets | exit | wall s | peak RSS MiB | result |"
+    echo "|---|---:|---:|---:|---:|---:|---|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    [ "$fail" = 0 ] || die "hostile captures: at least one run failed (see the table)"
+}
+
+# Heap allocations per packet and per session: two captures with the same sessions' mix but
+# different message sizes (so different packets per session), solved for both unknowns.
+allocs() {
+    local lib=$OUT/malloc-count.so
+    if [ ! -f "$lib" ] || [ bench/malloc-count.c -nt "$lib" ]; then
+        $CC -O2 -shared -fPIC -o "$lib" bench/malloc-count.c -ldl || die "cannot compile bench/malloc-count.c"
+    fi
+    local m s p n rows=()
+    for m in 40960 163840; do
+        "$GEN" --seed "$SEED" --size 40000000 --message-size "$m" --out "$DATA/allocs-$m.pcap" --expected "$DATA/allocs-$m.json" >/dev/null
+        s=$(json_get "$DATA/allocs-$m.json" sessions)
+        p=$(json_get "$DATA/allocs-$m.json" packets)
+        n=$(LD_PRELOAD=$lib "$BIN" -r "$DATA/allocs-$m.pcap" --json 2>&1 >/dev/null | awk '/^mallocs/ { print $2 + $4 + $6 }')
+        rows+=("$s $p $n")
+    done
+    echo
+    echo "Heap allocations (malloc+calloc+realloc) in smtpcap -r F --json:"
+    echo
+    printf '%s\n' "${rows[@]}" | awk '
+        NR == 1 { s1 = $1; p1 = $2; n1 = $3 } NR == 2 { s2 = $1; p2 = $2; n2 = $3 }
+        END {
+            # n = a*sessions + b*packets (+ a constant folded into a): solve the 2x2 system.
+            det = s1 * p2 - s2 * p1
+            a = (n1 * p2 - n2 * p1) / det; b = (s1 * n2 - s2 * n1) / det
+            printf "| capture | sessions | packets | allocations |\n|---|---:|---:|---:|\n"
+            printf "| 40 KiB messages | %d | %d | %d |\n| 160 KiB messages | %d | %d | %d |\n", s1, p1, n1, s2, p2, n2
+            printf "\nper session: %.1f allocations; per packet: %.3f allocations\n", a, b
+        }'
+}
+
+case "$mode" in
+    throughput|bench|"") throughput ;;
+    allocs) allocs ;;
+    flat) flat ;;
+    hostile) hostile ;;
+    *) die "usage: bench/run.sh [throughput|flat|hostile|allocs]" ;;
+esac
