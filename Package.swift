@@ -7,8 +7,12 @@ let strict: [SwiftSetting] = [
 ]
 /// The engine's layers are separate modules; the per-packet path crosses them (the flow table
 /// is generic over the SMTP machine). Cross-module optimization lets the compiler specialize
-/// and inline across them in release builds.
-let hotPath: [SwiftSetting] = strict + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+/// and inline across them in release builds. Release builds also drop the dynamic exclusivity
+/// checks (the static ones stay; debug builds and the test suite keep both): they cost a
+/// runtime call per access to a class's stored property on the per-packet path.
+let hotPath: [SwiftSetting] = strict + [
+    .unsafeFlags(["-cross-module-optimization", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
 
 let package = Package(
     name: "smtpcap",
@@ -41,12 +45,12 @@ let package = Package(
             ],
             swiftSettings: hotPath),
         // Layer 7: text, JSON lines and transcript output. The only layer that formats.
-        .target(name: "Reporting", dependencies: ["SMTPAnalysis"], swiftSettings: strict),
+        .target(name: "Reporting", dependencies: ["SMTPAnalysis"], swiftSettings: hotPath),
         // Wiring: capture -> decode -> reassembly -> analysis -> report.
         .target(
             name: "SMTPCapEngine",
             dependencies: ["PcapSource", "PacketDecoding", "TCPReassembly", "SMTPAnalysis", "Reporting"],
-            swiftSettings: strict),
+            swiftSettings: hotPath),
         .executableTarget(
             name: "smtpcap",
             dependencies: ["SMTPCapEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],

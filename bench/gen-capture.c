@@ -22,7 +22,7 @@
  *
  * Usage: gen-capture --seed N --size BYTES --out FILE [--expected FILE.json]
  *                    [--concurrency 64] [--message-size 40960]
- *        gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far
+ *        gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far|buffers
  *                    [--expected FILE.json]
  * BYTES accepts K, M, G suffixes (powers of 1024).
  */
@@ -545,7 +545,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: gen-capture --seed N --size BYTES --out FILE [--expected FILE.json] [--concurrency 64]\n"
             "                   [--message-size 40960]\n"
-            "       gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far\n"
+            "       gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far|buffers\n"
             "                   [--expected FILE.json]\n");
     exit(2);
 }
@@ -603,6 +603,48 @@ static void synflood(void) {
     }
 }
 
+/* 20,000 connections open at once, each leaving its SMTP machine with a buffer to fill: even
+ * ones stop inside the TLS handshake (16,000 bytes of a 16 KiB handshake record each way), odd
+ * ones send DATA and 60,000 bytes of content before the server's 354 (held until the reply).
+ * Without a budget on those buffers this needs over a GiB; none of the connections ends. */
+static uint64_t buffers(void) {
+    enum { N = 20000 };
+    Session *ss = calloc(N, sizeof *ss);
+    if (!ss) die("out of memory");
+    static const uint8_t hs[5] = { 22, 3, 3, 0x40, 0x00 };
+    for (unsigned i = 0; i < N; i++) {
+        Session *s = &ss[i];
+        init_session(s, K_HOSTILE, 0);
+        s->caddr[3] = (uint8_t)(1 + i % 254); s->cport = (uint16_t)(1024 + i / 254); s->saddr[3] = 25;
+        begin_step(s, 1); text(s, "%s", greeting);
+        begin_step(s, 0); text(s, "EHLO client.example.net\r\n");
+        begin_step(s, 1); text(s, "250-mx.example.org\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n");
+        if (i % 2 == 0) {
+            begin_step(s, 0); text(s, "STARTTLS\r\n");
+            begin_step(s, 1); text(s, "220 2.0.0 Ready to start TLS\r\n");
+            begin_step(s, 0); bytes(s, hs, 5); { uint8_t t = 1; bytes(s, &t, 1); } randslice(s, 15999);
+            begin_step(s, 1); bytes(s, hs, 5); { uint8_t t = 2; bytes(s, &t, 1); } randslice(s, 15999);
+        } else {
+            begin_step(s, 0); text(s, "MAIL FROM:<sender@example.net>\r\n");
+            begin_step(s, 1); text(s, "250 2.1.0 Ok\r\n");
+            begin_step(s, 0); text(s, "RCPT TO:<user@example.org>\r\n");
+            begin_step(s, 1); text(s, "250 2.1.5 Ok\r\n");
+            begin_step(s, 0); text(s, "DATA\r\n"); randslice(s, 60000);
+        }
+        finish_plan(s);
+    }
+    /* Round-robin one packet per connection until every one has sent all it has; no FINs. */
+    for (int progressed = 1; progressed;) {
+        progressed = 0;
+        for (unsigned i = 0; i < N; i++) {
+            if (ss[i].state == ST_FIN1) continue;
+            step_session(&ss[i]);
+            progressed = 1;
+        }
+    }
+    return N;
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = 1, size = 0;
     const char *outp = NULL, *expp = NULL, *hostile = NULL;
@@ -637,6 +679,7 @@ int main(int argc, char **argv) {
     write_pcap_header();
     if (hostile) {
         if (!strcmp(hostile, "synflood")) synflood();
+        else if (!strcmp(hostile, "buffers")) sessions = buffers();
         else {
             Session s = { 0 };
             hostile_session(&s, hostile);

@@ -206,7 +206,7 @@ flat() {
 }
 
 hostile() {
-    local modes=${BENCH_HOSTILE:-synflood longline endless-reply bdat-huge ooo-far} m fail=0
+    local modes=${BENCH_HOSTILE:-synflood longline endless-reply bdat-huge ooo-far buffers} m fail=0
     local max=${BENCH_HOSTILE_MAX_RSS_MIB:-256}
     local rows=()
     for m in $modes; do
@@ -214,17 +214,23 @@ hostile() {
         local f=$DATA/hostile-$m.pcap
         cat "$f" > /dev/null
         local verdict=ok
-        timed "0 1" "$BIN" -r "$f" --json || { verdict="FAIL: exit status $T_RC"; fail=1; }
+        TIMED_STDOUT=$OUT/hostile.out timed "0 1" "$BIN" -r "$f" --json || { verdict="FAIL: exit status $T_RC"; fail=1; }
+        local counts
+        counts=$(tail -n 1 "$OUT/hostile.out" | python3 -c '
+import json, sys
+s = json.load(sys.stdin); c = s["capture"]
+print(s["sessions"], c["evicted"], c.get("evicted_memory", 0), c["out_of_window"])' 2>/dev/null || echo "? ? ? ?")
         if awk -v r="$T_RSS_MIB" -v m="$max" 'BEGIN { exit !(r > m) }'; then verdict="FAIL: peak RSS > $max MiB"; fail=1; fi
         echo "bench:   $m: exit $T_RC wall ${T_WALL}s rss ${T_RSS_MIB}MiB" >&2
-        rows+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s |' "$m" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
-            "$(json_get "$DATA/hostile-$m.json" packets)" "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
+        # shellcheck disable=SC2086
+        rows+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |' "$m" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
+            "$(json_get "$DATA/hostile-$m.json" packets)" $counts "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
     done
     echo
     echo "Hostile captures (smtpcap -r F --json; limit: peak RSS <= $max MiB, exit status 0 or 1):"
     echo
-    echo "| capture | MiB | packets | exit | wall s | peak RSS MiB | result |"
-    echo "|---|---:|---:|---:|---:|---:|---|"
+    echo "| capture | MiB | packets | sessions | evicted (table full) | evicted (memory) | out of window | exit | wall s | peak RSS MiB | result |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     printf '%s\n' "${rows[@]}"
     echo
     [ "$fail" = 0 ] || die "hostile captures: at least one run failed (see the table)"

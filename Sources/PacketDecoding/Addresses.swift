@@ -109,4 +109,16 @@ public struct FlowKey: Hashable, Sendable {
         self.a = a
         self.b = b
     }
+
+    /// Five words instead of the synthesized eight fields: the same bits, fewer hasher rounds.
+    /// Hasher stays seeded per process, so crafted keys cannot aim at one bucket.
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(a.address.high)
+        hasher.combine(a.address.low)
+        hasher.combine(b.address.high)
+        hasher.combine(b.address.low)
+        hasher.combine(UInt64(a.port) << 32 | UInt64(b.port) << 16
+            | (a.address.isIPv6 ? 2 : 0) | (b.address.isIPv6 ? 1 : 0))
+    }
 }

@@ -18,6 +18,28 @@ public enum Escape {
         return out
     }
 
+    /// The same, appended as bytes.
+    public static func terminal(_ s: String, into out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { utf8 in
+            var plain = true
+            for b in utf8 where b < 0x20 || b > 0x7e || b == 0x5c { plain = false; break }
+            if plain { out.append(contentsOf: utf8); return }
+            for b in utf8 {
+                switch b {
+                case 0x5c: out.append(0x5c); out.append(0x5c)
+                case 0x20...0x7e: out.append(b)
+                default:
+                    out.append(0x5c); out.append(0x78)
+                    out.append(hexByte(b >> 4))
+                    out.append(hexByte(b & 0xf))
+                }
+            }
+        }
+    }
+
+    static func hexByte(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }
+
     /// A JSON string literal, quotes included, in pure ASCII: every non-ASCII scalar and every
     /// control character is a `\u` escape.
     public static func json(_ s: String, into out: inout String) {
@@ -50,12 +72,15 @@ public enum Escape {
 
     /// The same, appended as bytes.
     public static func json(_ s: String, into out: inout [UInt8]) {
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x22 && $0 != 0x5c }) {
+        var s = s
+        let plain = s.withUTF8 { utf8 -> Bool in
+            for b in utf8 where b < 0x20 || b >= 0x7f || b == 0x22 || b == 0x5c { return false }
             out.append(0x22)
-            out.append(contentsOf: s.utf8)
+            out.append(contentsOf: utf8)
             out.append(0x22)
-            return
+            return true
         }
+        if plain { return }
         var text = ""
         json(s, into: &text)
         out.append(contentsOf: text.utf8)

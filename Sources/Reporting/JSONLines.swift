@@ -61,11 +61,39 @@ public struct JSONObject {
         JSONObject.appendDecimal(Int64(v), into: &bytes)
     }
     public mutating func object(_ k: StaticString, _ build: (inout JSONObject) -> Void) {
-        var o = JSONObject()
-        build(&o)
         key(k)
-        bytes.append(contentsOf: o.bytes)
-        bytes.append(0x7d)
+        var o = JSONObject(empty: ())
+        swap(&o.bytes, &bytes)
+        o.bytes.append(0x7b)
+        build(&o)
+        o.bytes.append(0x7d)
+        swap(&o.bytes, &bytes)
+    }
+    /// A timestamp as an ISO 8601 string, written straight into the buffer.
+    public mutating func timestamp(_ k: StaticString, _ t: Timestamp) {
+        key(k)
+        bytes.append(0x22)
+        t.appendISO8601(into: &bytes)
+        bytes.append(0x22)
+    }
+    /// An endpoint as `address:port` (`[v6]:port`), written straight into the buffer.
+    public mutating func endpoint(_ k: StaticString, _ e: Endpoint) {
+        key(k)
+        bytes.append(0x22)
+        if e.address.isIPv6 {
+            bytes.append(0x5b)
+            bytes.append(contentsOf: e.address.description.utf8)
+            bytes.append(0x5d)
+        } else {
+            let v = UInt32(truncatingIfNeeded: e.address.low)
+            for shift in [24, 16, 8, 0] as [UInt32] {
+                JSONObject.appendDecimal(Int64((v >> shift) & 0xff), into: &bytes)
+                if shift > 0 { bytes.append(0x2e) }
+            }
+        }
+        bytes.append(0x3a)
+        JSONObject.appendDecimal(Int64(e.port), into: &bytes)
+        bytes.append(0x22)
     }
     /// An array of strings, escaped straight into the buffer.
     public mutating func strings(_ k: StaticString, _ items: [String]) {
@@ -142,11 +170,11 @@ public enum JSONLinesReport {
         o.string("type", "session")
         o.int("id", r.id)
         if let file { o.string("file", file) }
-        o.string("client", r.client.description)
-        o.string("server", r.server.description)
+        o.endpoint("client", r.client)
+        o.endpoint("server", r.server)
         o.int("ip_version", r.ipVersion)
-        o.string("start", r.start.iso8601)
-        o.string("end", r.end.iso8601)
+        o.timestamp("start", r.start)
+        o.timestamp("end", r.end)
         o.int("first_frame", r.firstFrame)
         o.int("bytes_client", r.clientStats.bytes)
         o.int("bytes_server", r.serverStats.bytes)
@@ -173,7 +201,7 @@ public enum JSONLinesReport {
             s.int("frame", r.starttls.frame)
         }
         if let tls = r.tls, tls.started || tls.implicit || r.starttls.reply == 220 {
-            o.raw("tls", tlsJSON(tls))
+            o.object("tls") { tlsObject(tls, into: &$0) }
         } else {
             o.raw("tls", "null")
         }
@@ -222,8 +250,7 @@ public enum JSONLinesReport {
         return o
     }
 
-    static func tlsJSON(_ tls: TLSFacts) -> String {
-        var t = JSONObject()
+    static func tlsObject(_ tls: TLSFacts, into t: inout JSONObject) {
         t.bool("started", tls.started)
         t.int("frame", tls.frame)
         t.bool("implicit", tls.implicit)
@@ -239,9 +266,8 @@ public enum JSONLinesReport {
         }
         if let ch = tls.clientHello {
             t.string("sni", ch.serverName)
-            t.raw("alpn", JSONObject.strings(ch.alpn))
-            t.raw("client_versions", JSONObject.strings(
-                (ch.supportedVersions.isEmpty ? [ch.legacyVersion] : ch.supportedVersions).map(TLSNames.version)))
+            t.strings("alpn", ch.alpn)
+            t.strings("client_versions", (ch.supportedVersions.isEmpty ? [ch.legacyVersion] : ch.supportedVersions).map(TLSNames.version))
             t.int("client_cipher_suites", ch.cipherSuiteCount)
         } else {
             t.raw("sni", "null")
@@ -251,9 +277,9 @@ public enum JSONLinesReport {
             t.object("certificate") { c in
                 c.string("subject", cert.subject)
                 c.string("issuer", cert.issuer)
-                c.raw("san", JSONObject.strings(cert.subjectAlternativeNames))
-                c.string("not_before", Timestamp(seconds: cert.notBefore, nanoseconds: 0).iso8601)
-                c.string("not_after", Timestamp(seconds: cert.notAfter, nanoseconds: 0).iso8601)
+                c.strings("san", cert.subjectAlternativeNames)
+                c.timestamp("not_before", Timestamp(seconds: cert.notBefore, nanoseconds: 0))
+                c.timestamp("not_after", Timestamp(seconds: cert.notAfter, nanoseconds: 0))
                 c.bool("self_signed", cert.selfSigned)
                 c.int("chain_length", cert.chainLength)
             }
@@ -276,7 +302,6 @@ public enum JSONLinesReport {
             t.raw("alert", "null")
         }
         t.string("problem", tls.problem)
-        return t.closed
     }
 
     static func tally(_ t: OfferTally) -> (inout JSONObject) -> Void {
@@ -332,6 +357,7 @@ public enum JSONLinesReport {
         o.object("capture") { c in
             c.int("connections", capture.reassembly.connections)
             c.int("evicted", capture.reassembly.evicted)
+            c.int("evicted_memory", capture.reassembly.evictedForMemory)
             c.int("expired", capture.reassembly.expired)
             c.int("held_overflows", capture.reassembly.heldOverflows)
             c.int("stray_packets", capture.reassembly.strayPackets)

@@ -15,7 +15,52 @@ public struct TextReport {
 
     func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
 
-    func verdictColor(_ v: Verdict) -> String {
+    /// Text appended as bytes: trusted text (`add`, `text`), numbers, and wire text, which is
+    /// always escaped (`wire`).
+    struct TextWriter {
+        var bytes: [UInt8] = []
+        var color = false
+
+        init(color: Bool) {
+            self.color = color
+            bytes.reserveCapacity(1024)
+        }
+
+        mutating func add(_ s: StaticString) { s.withUTF8Buffer { bytes.append(contentsOf: $0) } }
+        /// Text made by smtpcap itself (names, codes); never wire bytes.
+        mutating func text(_ s: String) { bytes.append(contentsOf: s.utf8) }
+        mutating func wire(_ s: String) { Escape.terminal(s, into: &bytes) }
+        mutating func int<T: BinaryInteger>(_ v: T) { JSONObject.appendDecimal(Int64(v), into: &bytes) }
+        mutating func frame(_ f: UInt64?) {
+            guard let f else { return }
+            add("[frame ")
+            int(f)
+            add("]")
+        }
+        mutating func endpoint(_ e: Endpoint) {
+            if e.address.isIPv6 {
+                add("[")
+                text(e.address.description)
+                add("]")
+            } else {
+                let v = UInt32(truncatingIfNeeded: e.address.low)
+                int(v >> 24); add("."); int((v >> 16) & 0xff); add("."); int((v >> 8) & 0xff); add("."); int(v & 0xff)
+            }
+            add(":")
+            int(e.port)
+        }
+        mutating func paint(_ code: StaticString, _ body: (inout TextWriter) -> Void) {
+            if color {
+                add("\u{1b}[")
+                add(code)
+                add("m")
+            }
+            body(&self)
+            if color { add("\u{1b}[0m") }
+        }
+    }
+
+    func verdictColor(_ v: Verdict) -> StaticString {
         switch v {
         case .encrypted: return "32"
         case .plaintext: return "31;1"
@@ -27,61 +72,190 @@ public struct TextReport {
     func frame(_ f: UInt64?) -> String { f.map { "[frame \($0)]" } ?? "" }
 
     public func session(_ r: SessionRecord, file: String?) -> String {
-        var out = ""
-        let family = r.ipVersion == 6 ? "IPv6" : "IPv4"
-        let time = r.start.iso8601.replacingOccurrences(of: "T", with: " ").dropLast() + " UTC"
-        out += paint("session \(r.id)", "1") + "  \(time)  \(r.client.description) -> \(r.server.description)  \(family)"
-        if let file { out += "  (\(Escape.terminal(file)))" }
-        out += "\n"
-        var facts: [String] = ["frame \(r.firstFrame)", "\(r.clientStats.bytes)/\(r.serverStats.bytes) bytes"]
-        if !r.handshakeSeen { facts.append("capture starts mid-session") }
-        if r.gaps > 0 { facts.append("\(r.gaps) gap(s)") }
-        if let reason = r.closeReason { facts.append("ended: \(reason.rawValue)") }
-        out += "  capture   \(facts.joined(separator: ", "))\n"
+        var w = TextWriter(color: color)
+        session(r, file: file, into: &w)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    /// The session block as bytes, a blank line after it, for the output buffer.
+    public func sessionLines(_ r: SessionRecord, file: String?) -> [UInt8] {
+        var w = TextWriter(color: color)
+        session(r, file: file, into: &w)
+        w.add("\n")
+        return w.bytes
+    }
+
+    func session(_ r: SessionRecord, file: String?, into w: inout TextWriter) {
+        w.paint("1") { w in
+            w.add("session ")
+            w.int(r.id)
+        }
+        w.add("  ")
+        var time: [UInt8] = []
+        r.start.appendISO8601(into: &time)
+        time.removeLast()  // the Z
+        for i in time.indices where time[i] == 0x54 { time[i] = 0x20 }
+        w.bytes += time
+        w.add(" UTC  ")
+        w.endpoint(r.client)
+        w.add(" -> ")
+        w.endpoint(r.server)
+        w.add(r.ipVersion == 6 ? "  IPv6" : "  IPv4")
+        if let file {
+            w.add("  (")
+            w.wire(file)
+            w.add(")")
+        }
+        w.add("\n  capture   frame ")
+        w.int(r.firstFrame)
+        w.add(", ")
+        w.int(r.clientStats.bytes)
+        w.add("/")
+        w.int(r.serverStats.bytes)
+        w.add(" bytes")
+        if !r.handshakeSeen { w.add(", capture starts mid-session") }
+        if r.gaps > 0 {
+            w.add(", ")
+            w.int(r.gaps)
+            w.add(" gap(s)")
+        }
+        if let reason = r.closeReason {
+            w.add(", ended: ")
+            w.text(reason.rawValue)
+        }
+        w.add("\n")
         if let banner = r.banner {
-            out += "  banner    \(r.bannerCode.map(String.init) ?? "") \(Escape.terminal(banner))\n"
+            w.add("  banner    ")
+            if let code = r.bannerCode { w.int(code) }
+            w.add(" ")
+            w.wire(banner)
+            w.add("\n")
         }
         if let name = r.heloName {
-            out += "  client    \(r.greeting ?? "greeting") \(Escape.terminal(name))\n"
+            w.add("  client    ")
+            w.text(r.greeting ?? "greeting")
+            w.add(" ")
+            w.wire(name)
+            w.add("\n")
         }
         for e in r.ehlo {
+            w.add("  EHLO      ")
             if e.code / 100 == 2 {
-                let words = e.keywords.map { Escape.terminal($0.split(separator: " ").first.map(String.init) ?? "") }
-                let tag = e.starttls ? "STARTTLS offered" : e.complete ? paint("no STARTTLS", "31") : "no STARTTLS seen; the reply was cut by the capture"
-                out += "  EHLO      \(e.code): \(words.joined(separator: " "))  (\(tag)) \(frame(e.frame))\n"
+                w.int(e.code)
+                w.add(":")
+                for keyword in e.keywords {
+                    w.add(" ")
+                    w.wire(String(firstWord(keyword)))
+                }
+                if e.keywords.isEmpty { w.add(" ") }
+                w.add("  (")
+                if e.starttls {
+                    w.add("STARTTLS offered")
+                } else if e.complete {
+                    w.paint("31") { $0.add("no STARTTLS") }
+                } else {
+                    w.add("no STARTTLS seen; the reply was cut by the capture")
+                }
+                w.add(") ")
             } else {
-                out += "  EHLO      rejected with \(e.code) \(frame(e.frame))\n"
+                w.add("rejected with ")
+                w.int(e.code)
+                w.add(" ")
             }
+            w.frame(e.frame)
+            w.add("\n")
         }
         if r.starttls.offered || r.starttls.requested {
-            var s = "offered \(r.starttls.offered ? "yes" : "no"), requested \(r.starttls.requested ? "yes" : "no")"
-            if let reply = r.starttls.reply { s += ", reply \(reply) \(frame(r.starttls.frame))" }
-            out += "  STARTTLS  \(s)\n"
+            w.add("  STARTTLS  offered ")
+            w.add(r.starttls.offered ? "yes" : "no")
+            w.add(", requested ")
+            w.add(r.starttls.requested ? "yes" : "no")
+            if let reply = r.starttls.reply {
+                w.add(", reply ")
+                w.int(reply)
+                w.add(" ")
+                w.frame(r.starttls.frame)
+            }
+            w.add("\n")
         }
-        out += "  TLS       \(tlsLine(r))\n"
+        w.add("  TLS       ")
+        w.text(tlsLine(r))
+        w.add("\n")
         if let auth = r.auth {
-            out += "  AUTH      \(Escape.terminal(auth.mechanism))\(auth.plaintext ? " in plaintext" : " inside TLS")\(auth.reply.map { ", reply \($0)" } ?? "") \(frame(auth.frame))\n"
+            w.add("  AUTH      ")
+            w.wire(auth.mechanism)
+            w.add(auth.plaintext ? " in plaintext" : " inside TLS")
+            if let reply = auth.reply {
+                w.add(", reply ")
+                w.int(reply)
+            }
+            w.add(" ")
+            w.frame(auth.frame)
+            w.add("\n")
         }
         for m in r.messages {
-            let reply = m.reply.map { $0 / 100 == 2 ? "accepted (\($0))" : "refused (\($0))" } ?? "no final reply"
-            out += "  message   \(m.method.rawValue) \(m.bytes) bytes\(m.truncated ? " (cut short)" : ""), \(m.recipients) rcpt, \(reply), plaintext \(frame(m.frame))\n"
+            w.add("  message   ")
+            w.text(m.method.rawValue)
+            w.add(" ")
+            w.int(m.bytes)
+            w.add(" bytes")
+            if m.truncated { w.add(" (cut short)") }
+            w.add(", ")
+            w.int(m.recipients)
+            w.add(" rcpt, ")
+            if let reply = m.reply {
+                w.add(reply / 100 == 2 ? "accepted (" : "refused (")
+                w.int(reply)
+                w.add(")")
+            } else {
+                w.add("no final reply")
+            }
+            w.add(", plaintext ")
+            w.frame(m.frame)
+            w.add("\n")
         }
-        if r.messagesNotListed > 0 { out += "  message   ... and \(r.messagesNotListed) more\n" }
+        if r.messagesNotListed > 0 {
+            w.add("  message   ... and ")
+            w.int(r.messagesNotListed)
+            w.add(" more\n")
+        }
         for f in r.findings {
-            out += "  finding   \(paint(f.code.rawValue, "1")) \(frame(f.frame)) \(Escape.terminal(f.message))\n"
+            w.add("  finding   ")
+            w.paint("1") { $0.text(f.code.rawValue) }
+            w.add(" ")
+            w.frame(f.frame)
+            w.add(" ")
+            w.wire(f.message)
+            w.add("\n")
         }
         if !r.anomalies.isEmpty {
-            out += "  anomalies \(r.anomalies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\n"
-        }
-        out += "  verdict   " + paint(Escape.terminal(r.verdictReason), verdictColor(r.verdict)) + "\n"
-        if transcript, let lines = r.transcript {
-            out += "  transcript:\n"
-            for line in lines {
-                out += "    \(line.direction == .clientToServer ? "C:" : "S:") \(String(line.frame).leftPad(6)) \(Escape.terminal(line.text))\n"
+            w.add("  anomalies")
+            for (key, value) in r.anomalies.sorted(by: { $0.key < $1.key }) {
+                w.add(" ")
+                w.text(key)
+                w.add("=")
+                w.int(value)
             }
-            if r.transcriptTruncated { out += "    ... transcript cut at \(lines.count) lines\n" }
+            w.add("\n")
         }
-        return out
+        w.add("  verdict   ")
+        w.paint(verdictColor(r.verdict)) { $0.wire(r.verdictReason) }
+        w.add("\n")
+        if transcript, let lines = r.transcript {
+            w.add("  transcript:\n")
+            for line in lines {
+                w.add(line.direction == .clientToServer ? "    C: " : "    S: ")
+                w.text(String(line.frame).leftPad(6))
+                w.add(" ")
+                w.wire(line.text)
+                w.add("\n")
+            }
+            if r.transcriptTruncated {
+                w.add("    ... transcript cut at ")
+                w.int(lines.count)
+                w.add(" lines\n")
+            }
+        }
     }
 
     func tlsLine(_ r: SessionRecord) -> String {
@@ -136,6 +310,7 @@ public struct TextReport {
         let r = capture.reassembly
         var notes: [String] = []
         if r.evicted > 0 { notes.append("\(r.evicted) connection(s) evicted (table full)") }
+        if r.evictedForMemory > 0 { notes.append("\(r.evictedForMemory) connection(s) evicted (buffers over the memory budget)") }
         if r.expired > 0 { notes.append("\(r.expired) idle connection(s) expired") }
         if r.heldOverflows > 0 { notes.append("\(r.heldOverflows) out-of-order buffer overflow(s)") }
         if r.outOfWindow > 0 { notes.append("\(r.outOfWindow) segment(s) far out of window dropped") }

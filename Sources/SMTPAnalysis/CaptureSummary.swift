@@ -32,7 +32,11 @@ public struct CaptureSummary: Sendable {
     public var verdicts: [Verdict: Int] = [:]
     public var findings: [FindingCode: Int] = [:]
     public var plaintextMessages = 0
-    public var byServer: [String: OfferTally] = [:]
+    /// Tallies per server address, as `198.51.100.2:25` (`[2001:db8::25]:25`).
+    public var byServer: [String: OfferTally] {
+        Dictionary(uniqueKeysWithValues: serverTallies.map { ($0.key.description, $0.value) })
+    }
+    var serverTallies: [Endpoint: OfferTally] = [:]
     public var byFamily: [Int: OfferTally] = [:]
     public var serversNotTracked = 0
 
@@ -67,9 +71,8 @@ public struct CaptureSummary: Sendable {
             if r.verdict == .encrypted { t.encrypted += 1 }
             t.plaintextMessages += r.messages.count + r.messagesNotListed
         }
-        let serverKey = r.server.description
-        if byServer[serverKey] != nil || byServer.count < Self.maxGroups {
-            tally(&byServer[serverKey, default: OfferTally()])
+        if serverTallies[r.server] != nil || serverTallies.count < Self.maxGroups {
+            tally(&serverTallies[r.server, default: OfferTally()])
         } else {
             serversNotTracked += 1
         }
@@ -81,18 +84,22 @@ public struct CaptureSummary: Sendable {
         let identity = r.serverName.map { "\($0) (port \(r.server.port))" } ?? r.server.description
         if groups[identity] == nil {
             guard groups.count < Self.maxGroups else { return }
-            groups[identity] = Group()
             groupOrder.append(identity)
         }
-        if offered {
-            groups[identity]!.offeredCount += 1
-            groups[identity]!.offeredFamilies.insert(r.ipVersion)
-            if groups[identity]!.offeredIn.count < Self.maxListed { groups[identity]!.offeredIn.append(r.id) }
-        } else {
-            groups[identity]!.missingCount += 1
-            groups[identity]!.missingFamilies.insert(r.ipVersion)
-            if groups[identity]!.missingIn.count < Self.maxListed { groups[identity]!.missingIn.append(r.id) }
+        let id = r.id, family = r.ipVersion
+        let listed = Self.maxListed
+        func count(_ g: inout Group) {
+            if offered {
+                g.offeredCount += 1
+                g.offeredFamilies.insert(family)
+                if g.offeredIn.count < listed { g.offeredIn.append(id) }
+            } else {
+                g.missingCount += 1
+                g.missingFamilies.insert(family)
+                if g.missingIn.count < listed { g.missingIn.append(id) }
+            }
         }
+        count(&groups[identity, default: Group()])
     }
 
     /// Servers that offered STARTTLS in some sessions and not in others: the path, not the

@@ -24,49 +24,70 @@ struct PendingCommand {
     var message: Int?
 }
 
-/// A parsed command line: the verb as an enum, the argument as kept bytes.
+/// A parsed command line: the verb as an enum, the argument as kept bytes. No allocation: the
+/// verb is packed into an integer (at most 8 printable bytes, upper-cased).
 struct CommandLine {
     var kind: CommandKind
-    var verb: String
+    /// The verb's bytes upper-cased and packed big-endian; 0 when it is longer than 8 bytes or
+    /// holds a byte outside printable ASCII (an unknown verb).
+    var verbCode: UInt64
     var argument: ArraySlice<UInt8>
 
     init(_ line: [UInt8]) {
         var end = 0
         while end < line.count && line[end] != 0x20 && end < 16 { end += 1 }
-        var verbBytes = line[0..<end]
-        // ASCII upper case; any byte outside printable ASCII makes it an unknown verb.
-        var upper: [UInt8] = []
-        upper.reserveCapacity(verbBytes.count)
-        var printable = true
-        for b in verbBytes {
-            if b < 0x21 || b > 0x7e { printable = false }
-            upper.append(b >= 0x61 && b <= 0x7a ? b - 0x20 : b)
+        var code: UInt64 = 0
+        if end <= 8 {
+            for i in 0..<end {
+                let b = line[i]
+                if b < 0x21 || b > 0x7e { code = 0; break }
+                code = code << 8 | UInt64(b >= 0x61 && b <= 0x7a ? b - 0x20 : b)
+            }
         }
-        if !printable { verbBytes = [] }
-        verb = printable ? String(decoding: upper, as: UTF8.self) : ""
+        verbCode = code
         var argStart = end
         while argStart < line.count && line[argStart] == 0x20 { argStart += 1 }
         argument = line[argStart...]
-        switch verb {
-        case "EHLO": kind = .ehlo
-        case "HELO": kind = .helo
-        case "STARTTLS": kind = .starttls
-        case "AUTH": kind = .auth
-        case "MAIL": kind = .mail
-        case "RCPT": kind = .rcpt
-        case "DATA": kind = .data
-        case "BDAT": kind = .bdat(last: false)  // arguments parsed by `parseBDAT`
-        case "RSET": kind = .rset
-        case "QUIT": kind = .quit
+        switch code {
+        case Verb.ehlo: kind = .ehlo
+        case Verb.helo: kind = .helo
+        case Verb.starttls: kind = .starttls
+        case Verb.auth: kind = .auth
+        case Verb.mail: kind = .mail
+        case Verb.rcpt: kind = .rcpt
+        case Verb.data: kind = .data
+        case Verb.bdat: kind = .bdat(last: false)  // arguments parsed by `parseBDAT`
+        case Verb.rset: kind = .rset
+        case Verb.quit: kind = .quit
         default: kind = .other
         }
     }
 
+    /// The verb as text (upper case), "" for an unknown-shaped verb.
+    var verb: String {
+        var bytes: [UInt8] = []
+        var c = verbCode
+        while c != 0 { bytes.append(UInt8(truncatingIfNeeded: c)); c >>= 8 }
+        return String(decoding: bytes.reversed(), as: UTF8.self)
+    }
+
     /// Well-known verbs that appear in transcripts; anything else is shown as unknown.
-    static let knownVerbs: Set<String> = [
-        "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "QUIT", "NOOP",
-        "VRFY", "EXPN", "HELP", "TURN", "ETRN", "ATRN", "XCLIENT", "XFORWARD", "SEND", "SOML", "SAML", "LHLO",
-    ]
+    var isKnownVerb: Bool { Verb.known.contains(verbCode) }
+
+    /// Packed verb codes.
+    enum Verb {
+        static func code(_ s: StaticString) -> UInt64 {
+            s.withUTF8Buffer { $0.reduce(0) { $0 << 8 | UInt64($1) } }
+        }
+        static let ehlo = code("EHLO"), helo = code("HELO"), starttls = code("STARTTLS"), auth = code("AUTH")
+        static let mail = code("MAIL"), rcpt = code("RCPT"), data = code("DATA"), bdat = code("BDAT")
+        static let rset = code("RSET"), quit = code("QUIT")
+        static let known: Set<UInt64> = [
+            ehlo, helo, starttls, auth, mail, rcpt, data, bdat, rset, quit, code("NOOP"),
+            code("VRFY"), code("EXPN"), code("HELP"), code("TURN"), code("ETRN"), code("ATRN"), code("XCLIENT"),
+            code("XFORWARD"), code("SEND"), code("SOML"), code("SAML"), code("LHLO"),
+        ]
+    }
 }
 
 /// `BDAT <size> [LAST]` (RFC 3030): the chunk size and whether it is the last; nil when the
@@ -124,14 +145,43 @@ func wireText(_ bytes: some Collection<UInt8>, limit: Int = 200) -> String {
 }
 
 /// `XXXXXXXA`: only X's (at least three) and at most one trailing letter.
-func isMaskedKeyword(_ keyword: String) -> Bool {
-    let u = Array(keyword.utf8)
-    guard u.count >= 4 else { return false }
+func isMaskedKeyword(_ keyword: some StringProtocol) -> Bool {
+    let u = keyword.utf8
+    let count = u.count
+    guard count >= 4 else { return false }
     var xs = 0
-    while xs < u.count && (u[xs] == 0x58 || u[xs] == 0x78) { xs += 1 }
+    var last: UInt8 = 0
+    for (i, b) in u.enumerated() {
+        if i == xs && (b == 0x58 || b == 0x78) { xs += 1 }
+        last = b
+    }
     guard xs >= 3 else { return false }
-    if xs == u.count { return true }
-    return xs == u.count - 1 && ((u[xs] | 0x20) >= 0x61 && (u[xs] | 0x20) <= 0x7a)
+    if xs == count { return true }
+    return xs == count - 1 && ((last | 0x20) >= 0x61 && (last | 0x20) <= 0x7a)
+}
+
+/// The first space-separated word (leading spaces skipped), as `split(separator: " ").first`
+/// would give it, without splitting the rest.
+public func firstWord(_ s: String) -> Substring {
+    let u = s.utf8
+    var start = u.startIndex
+    while start < u.endIndex && u[start] == 0x20 { u.formIndex(after: &start) }
+    var end = start
+    while end < u.endIndex && u[end] != 0x20 { u.formIndex(after: &end) }
+    return s[start..<end]
+}
+
+/// ASCII case-insensitive equality with an upper-case ASCII literal.
+func equalsIgnoringCase(_ word: Substring, _ upper: StaticString) -> Bool {
+    upper.withUTF8Buffer { target in
+        guard word.utf8.count == target.count else { return false }
+        return zip(word.utf8, target).allSatisfy { ($0 >= 0x61 && $0 <= 0x7a ? $0 - 0x20 : $0) == $1 }
+    }
+}
+
+/// At most `limit` bytes of `text` (a cut inside a character becomes U+FFFD).
+func prefixBytes(_ text: String, _ limit: Int) -> String {
+    text.utf8.count <= limit ? text : wireText(text.utf8, limit: limit)
 }
 
 /// A banner masked by a firewall (`220 ***********`, `220 XXXXXXXX`): the text after the

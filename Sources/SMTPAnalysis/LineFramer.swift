@@ -24,6 +24,9 @@ struct LineFramer {
 
     var hasPartialLine: Bool { length > 0 }
 
+    /// Heap bytes held for the line.
+    var capacity: Int { line.capacity }
+
     /// Consumes bytes from `p` up to and including the next LF. Returns true when a line is
     /// complete in `line`; `p` then points past the LF.
     mutating func consume(_ data: UnsafeRawBufferPointer, from p: inout Int) -> Bool {
@@ -56,6 +59,24 @@ struct LineFramer {
         }
         lastWasCR = false
         return true
+    }
+
+    /// Moves the complete line out (no copy) and readies the framer for the next one. Hand
+    /// the buffer back with `giveBack` so its capacity is reused.
+    mutating func takeLine() -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &line)
+        length = 0
+        lastWasCR = false
+        return taken
+    }
+
+    /// Returns a buffer from `takeLine`, unless a line was started meanwhile (a replay fed
+    /// the framer while the taken line was being handled).
+    mutating func giveBack(_ buffer: inout [UInt8]) {
+        guard line.isEmpty && length == 0 && line.capacity < buffer.capacity else { return }
+        buffer.removeAll(keepingCapacity: true)
+        swap(&buffer, &line)
     }
 
     mutating func reset() {
@@ -95,13 +116,15 @@ struct BodyScanner {
         while i < end {
             switch state {
             case .middle:
-                if let found = memchr(base + i, 0x0a, end - i) {
-                    let next = UnsafeRawPointer(found) - base + 1
-                    counted += next - i
-                    i = next
+                // Only a line that starts with a dot can end the content: skip to the next
+                // LF followed by a dot. Every byte before it is content.
+                if let lf = Self.findLineStartingWithDot(base, from: i, end: end) {
+                    counted += lf + 1 - i
+                    i = lf + 1
                     state = .lineStart
                 } else {
                     counted += end - i
+                    if data[end - 1] == 0x0a { state = .lineStart }
                     i = end
                 }
             case .lineStart:
@@ -137,5 +160,30 @@ struct BodyScanner {
         }
         bytes &+= UInt64(counted)
         return false
+    }
+
+    /// The offset of the first LF in `start..<end` that is followed by a dot inside the same
+    /// range, 16 bytes per step.
+    @inline(__always)
+    static func findLineStartingWithDot(_ base: UnsafeRawPointer, from start: Int, end: Int) -> Int? {
+        let lf = SIMD16<UInt8>(repeating: 0x0a)
+        let dot = SIMD16<UInt8>(repeating: 0x2e)
+        var i = start
+        while end - i >= 17 {
+            let here = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
+            let next = base.loadUnaligned(fromByteOffset: i + 1, as: SIMD16<UInt8>.self)
+            let hits = (here .== lf) .& (next .== dot)
+            if any(hits) {
+                for j in 0..<16 where hits[j] { return i + j }
+            }
+            i += 16
+        }
+        while end - i >= 2 {
+            if base.load(fromByteOffset: i, as: UInt8.self) == 0x0a && base.load(fromByteOffset: i + 1, as: UInt8.self) == 0x2e {
+                return i
+            }
+            i += 1
+        }
+        return nil
     }
 }

@@ -100,6 +100,17 @@ public struct SMTPSession: StreamConsumer {
 
     // MARK: - StreamConsumer
 
+    /// The buffers that input can grow: held pipelined content, pre-TLS bytes, the partial
+    /// lines, the TLS readers' records, the pending commands and the listed messages.
+    public var bufferedBytes: Int {
+        held.capacity + preTLSClient.capacity + preTLSServer.capacity
+            + clientLines.capacity + serverLines.capacity
+            + tlsClient.bufferedBytes + tlsServer.bufferedBytes
+            + pending.capacity * MemoryLayout<PendingCommand>.stride
+            + record.messages.capacity * MemoryLayout<MessageFacts>.stride
+            + (record.transcript?.count ?? 0) * 96
+    }
+
     public mutating func data(_ bytes: UnsafeRawBufferPointer, _ direction: Direction, _ meta: ChunkMeta) {
         if record.end < meta.timestamp { record.end = meta.timestamp }
         switch direction {
@@ -141,10 +152,10 @@ public struct SMTPSession: StreamConsumer {
             case .command, .authResponse:
                 if clientLines.skipping && Self.plausibleLineStart(bytes, at: p, server: false) { clientLines.skipping = false }
                 if clientLines.consume(bytes, from: &p) {
-                    let line = clientLines.line
                     let length = clientLines.length
-                    clientLines.reset()
+                    var line = clientLines.takeLine()
                     clientLine(line, wireLength: length, meta)
+                    clientLines.giveBack(&line)
                 }
             case .holding:
                 if heldMeta == nil { heldMeta = meta }
@@ -188,7 +199,7 @@ public struct SMTPSession: StreamConsumer {
         if line.isEmpty { return }
         let command = CommandLine(line)
         record.commands += 1
-        if !CommandLine.knownVerbs.contains(command.verb) {
+        if !command.isKnownVerb {
             note("unknown-command")
         }
         let inPlaintext = record.tls?.started != true
@@ -263,7 +274,7 @@ public struct SMTPSession: StreamConsumer {
         case .authResponse, .dataEnd, .bdatInvalid:
             break  // never produced by CommandLine
         case .other:
-            let shown = CommandLine.knownVerbs.contains(command.verb)
+            let shown = command.isKnownVerb
                 ? "\(command.verb) \(wireText(command.argument, limit: 100))"
                 : "<unknown command: \(wireText(line, limit: 40))>"
             transcript(.clientToServer, meta, shown)
@@ -385,10 +396,10 @@ public struct SMTPSession: StreamConsumer {
             case .replies:
                 if serverLines.skipping && Self.plausibleLineStart(bytes, at: p, server: true) { serverLines.skipping = false }
                 if serverLines.consume(bytes, from: &p) {
-                    let line = serverLines.line
                     let length = serverLines.length
-                    serverLines.reset()
+                    var line = serverLines.takeLine()
                     serverLine(line, wireLength: length, meta)
+                    serverLines.giveBack(&line)
                 }
             case .preTLS:
                 serverPreTLS(bytes, from: &p, meta)
@@ -447,8 +458,8 @@ public struct SMTPSession: StreamConsumer {
             record.bannerCode = reply.code
             let first = reply.lines.first ?? ""
             record.banner = first
-            if record.serverName == nil, let name = first.split(separator: " ").first, !isMaskedBanner(first) {
-                record.serverName = String(name.prefix(255))
+            if record.serverName == nil, case let name = firstWord(first), !name.isEmpty, !isMaskedBanner(first) {
+                record.serverName = prefixBytes(String(name), 255)
             }
             if isMaskedBanner(first) {
                 record.findings.append(Finding(code: .bannerMasked, frame: reply.frame,
@@ -479,14 +490,15 @@ public struct SMTPSession: StreamConsumer {
             var masked: [String] = []
             var starttls = false
             if reply.code / 100 == 2 {
-                if record.serverName == nil, let name = reply.lines.first?.split(separator: " ").first {
-                    record.serverName = String(name.prefix(255))
+                if record.serverName == nil, let first = reply.lines.first, case let name = firstWord(first), !name.isEmpty {
+                    record.serverName = prefixBytes(String(name), 255)
                 }
+                keywords.reserveCapacity(min(reply.lines.count, Self.maxKeywords + 1))
                 for text in reply.lines.dropFirst().prefix(Self.maxKeywords) {
-                    let keyword = text.split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
-                    keywords.append(String(text.prefix(100)))
-                    if keyword.uppercased() == "STARTTLS" { starttls = true }
-                    if isMaskedKeyword(keyword) { masked.append(keyword) }
+                    let keyword = firstWord(text)
+                    keywords.append(prefixBytes(text, 100))
+                    if equalsIgnoringCase(keyword, "STARTTLS") { starttls = true }
+                    if isMaskedKeyword(keyword) { masked.append(String(keyword)) }
                 }
                 record.greeting = "EHLO"
             } else if reply.code >= 500 {

@@ -47,6 +47,9 @@ struct TLSDirectionReader {
     var recordsSeen = 0
     var bytes: UInt64 = 0
 
+    /// Heap bytes held for incomplete records and handshake messages.
+    var bufferedBytes: Int { recordBuffer.capacity + handshakeBuffer.capacity }
+
     enum Event {
         /// The first bytes of a handshake record holding a ClientHello: TLS has begun, even
         /// if the rest of the message is cut by the capture.

@@ -30,7 +30,7 @@ extension SMTPSession {
     func derivedFindings() -> [Finding] {
         var out: [Finding] = []
         let r = record
-        let offeredKeywords = { (e: EHLOReply) in e.keywords.map { $0.split(separator: " ").first.map(String.init) ?? "" } }
+        let offeredKeywords = { (e: EHLOReply) in e.keywords.map { String(firstWord($0)) } }
 
         for e in r.ehlo where !e.starttls && e.complete {
             // After an accepted STARTTLS a server does not offer it again: not a finding.

@@ -41,6 +41,15 @@ public struct EngineOptions: Sendable {
         get { limits.maxHeldBytesPerDirection }
         set { limits.maxHeldBytesPerDirection = newValue }
     }
+    /// Peak memory to stay under (MiB): sets the connection and buffer limits (set it before
+    /// overriding single limits).
+    public var memoryBudgetMiB = 256 {
+        didSet {
+            let idle = limits.idleTimeoutSeconds
+            limits = ReassemblyLimits.forMemory(mebibytes: memoryBudgetMiB)
+            limits.idleTimeoutSeconds = idle
+        }
+    }
     public var implicitTLSPorts: Set<UInt16> = [465]
     /// User to switch to after opening a live capture (nil: stay).
     public var dropToUser: String?
@@ -259,6 +268,7 @@ public final class Engine {
         capture.reassembly.heldOverflows += table.stats.heldOverflows
         capture.reassembly.strayPackets += table.stats.strayPackets
         capture.reassembly.outOfWindow += table.stats.outOfWindow
+        capture.reassembly.evictedForMemory += table.stats.evictedForMemory
         source.flushDump()
         flushReorder(all: true)
     }
@@ -306,7 +316,7 @@ public final class Engine {
         if options.quiet && record.findings.isEmpty { return }
         switch options.format {
         case .json: output.write(bytes: JSONLinesReport.sessionLine(record, file: currentFileLabel))
-        case .text: output.write(text.session(record, file: currentFileLabel) + "\n")
+        case .text: output.write(bytes: text.sessionLines(record, file: currentFileLabel))
         }
     }
 

@@ -8,7 +8,10 @@ public struct ReassemblyLimits: Sendable {
     /// Out-of-order bytes held per direction.
     public var maxHeldBytesPerDirection: Int = 1 << 20
     /// Out-of-order bytes held across all connections.
-    public var maxHeldBytesTotal: Int = 64 << 20
+    public var maxHeldBytesTotal: Int = 32 << 20
+    /// The consumers' buffers (`StreamConsumer.bufferedBytes`) across all connections; past
+    /// it, the connection whose buffers just grew is evicted.
+    public var maxBufferedBytesTotal: Int = 32 << 20
     /// A connection with no packet for this long (capture time) is ended.
     public var idleTimeoutSeconds: Int64 = 300
     /// A segment this far ahead of the next expected byte, which the peer has not
@@ -16,6 +19,21 @@ public struct ReassemblyLimits: Sendable {
     public var maxJumpAhead: Int = 16 << 20
 
     public init() {}
+
+    /// Limits that keep peak memory under about `mebibytes` MiB: about 2.3 KiB per tracked
+    /// connection (flow, SMTP machine and record at rest), an eighth of the budget for
+    /// out-of-order bytes and an eighth for the SMTP machines' buffers, the rest for the
+    /// process itself, finished sessions waiting to be printed and the summary (bench/README.md
+    /// shows the measured peaks). 256 MiB gives 65,536 connections and 32 MiB + 32 MiB.
+    public static func forMemory(mebibytes: Int) -> ReassemblyLimits {
+        var l = ReassemblyLimits()
+        let mib = max(16, mebibytes)
+        l.maxConnections = max(64, mib * 256)
+        l.maxHeldBytesTotal = (mib << 20) / 8
+        l.maxBufferedBytesTotal = (mib << 20) / 8
+        l.maxHeldBytesPerDirection = min(l.maxHeldBytesPerDirection, l.maxHeldBytesTotal)
+        return l
+    }
 }
 
 /// Counters of what the reassembler did with the capture.
@@ -29,6 +47,9 @@ public struct ReassemblyStats: Sendable, Hashable {
     /// Segments so far ahead of the stream (more than `maxJumpAhead`, unacknowledged) that
     /// no loss explains them: dropped, not held.
     public var outOfWindow: UInt64 = 0
+    /// Connections ended because the consumers' buffers together passed their budget. Their
+    /// later packets are dropped (counted as stray), not taken for a new connection.
+    public var evictedForMemory: UInt64 = 0
     public init() {}
 }
 
@@ -39,6 +60,8 @@ struct Flow<Consumer: StreamConsumer> {
     var consumer: Consumer
     var lastSeen: Timestamp
     var clientISN: UInt32?
+    /// The consumer's `bufferedBytes` as last counted in the table's total.
+    var accountedBuffered = 0
 
     /// What a packet did to the flow, so the table need not read the flow again (a read of
     /// an element of `[Flow?]` copies the whole flow, SMTP machine included).
@@ -46,6 +69,8 @@ struct Flow<Consumer: StreamConsumer> {
         var newlyHeld = 0
         var heldBeforeFlush = 0
         var bothClosed = false
+        /// Change of the consumer's buffered bytes.
+        var bufferedDelta = 0
     }
 
     enum Admission {
@@ -74,6 +99,9 @@ struct Flow<Consumer: StreamConsumer> {
             flushHeld(meta: meta)
         }
         outcome.bothClosed = bothClosed
+        let buffered = consumer.bufferedBytes
+        outcome.bufferedDelta = buffered - accountedBuffered
+        accountedBuffered = buffered
         return outcome
     }
 
@@ -162,9 +190,13 @@ public struct FlowTable<Factory: StreamFactory> {
     /// Per slot, beside the flows so scans for expiry and eviction read no flow.
     private var lastSeen: [Timestamp] = []
     private var ids: [UInt64] = []
+    /// Per slot: the connection was evicted for memory and reported; its slot stays (without
+    /// buffers) so the rest of its packets are recognized and dropped.
+    private var retired: [Bool] = []
     private var freeSlots: [Int] = []
-    private var index: [FlowKey: Int] = [:]
+    private var index = FlowIndex()
     private var heldTotal = 0
+    private var bufferedTotal = 0
     private var nextID: UInt64 = 1
     private var lastExpiryCheck: Int64 = Int64.min
     private var now = Timestamp.zero
@@ -173,7 +205,6 @@ public struct FlowTable<Factory: StreamFactory> {
         self.factory = factory
         self.limits = limits
         self.serverPorts = serverPorts
-        index.reserveCapacity(1024)
     }
 
     public var openConnections: Int { index.count }
@@ -193,7 +224,12 @@ public struct FlowTable<Factory: StreamFactory> {
             slot = existing
             switch slots[slot]!.admission(of: segment) {
             case .accept:
-                break
+                if retired[slot] {
+                    lastSeen[slot] = meta.timestamp
+                    if segment.wirePayload > 0 { stats.strayPackets += 1 }
+                    if segment.flags.contains(.rst) { end(slot: slot, reason: .rst, meta: meta) }
+                    return
+                }
             case .reused:
                 end(slot: slot, reason: .fin, meta: meta)
                 slot = create(segment, payload: payload, key: key, meta: meta)
@@ -219,8 +255,13 @@ public struct FlowTable<Factory: StreamFactory> {
             stats.heldOverflows += 1
             heldTotal -= outcome.heldBeforeFlush
         }
+        bufferedTotal += outcome.bufferedDelta
         if segment.flags.contains(.rst) {
             end(slot: slot, reason: .rst, meta: meta)
+        } else if bufferedTotal > limits.maxBufferedBytesTotal && outcome.bufferedDelta > 0 {
+            // Buffers across connections passed their budget, and this one just grew.
+            stats.evictedForMemory += 1
+            retire(slot: slot, meta: meta)
         } else if outcome.bothClosed {
             end(slot: slot, reason: .fin, meta: meta)
         }
@@ -262,34 +303,57 @@ public struct FlowTable<Factory: StreamFactory> {
             slots[free] = flow
             lastSeen[free] = meta.timestamp
             ids[free] = info.id
+            retired[free] = false
             slot = free
         } else {
             slots.append(flow)
             lastSeen.append(meta.timestamp)
             ids.append(info.id)
+            retired.append(false)
             slot = slots.count - 1
         }
-        index[key] = slot
+        index.insert(key, slot: slot)
         return slot
     }
 
     private mutating func end(slot: Int, reason: CloseReason, meta: ChunkMeta) {
         guard var flow = slots[slot].take() else { return }
         heldTotal -= flow.heldBytes
+        bufferedTotal -= flow.accountedBuffered
         stats.outOfWindow += UInt64(flow.client.stats.outOfWindow + flow.server.stats.outOfWindow)
         flow.finish(reason, meta: meta)
         let (key, _) = FlowKey.canonical(source: flow.info.client, destination: flow.info.server)
-        index[key] = nil
+        index.remove(key)
+        ids[slot] = 0
         freeSlots.append(slot)
+        if retired[slot] { return }  // reported when it was evicted
         factory.finished(flow.consumer, info: flow.info, client: flow.client.stats, server: flow.server.stats,
                          end: flow.lastSeen)
+    }
+
+    /// Reports the connection as evicted and frees its buffers, keeping its slot and key.
+    private mutating func retire(slot: Int, meta: ChunkMeta) {
+        guard var flow = slots[slot].take() else { return }
+        heldTotal -= flow.heldBytes
+        bufferedTotal -= flow.accountedBuffered
+        stats.outOfWindow += UInt64(flow.client.stats.outOfWindow + flow.server.stats.outOfWindow)
+        flow.finish(.evicted, meta: meta)
+        let (client, server) = (flow.client.stats, flow.server.stats)
+        var consumer = factory.makeConsumer(flow.info)
+        swap(&consumer, &flow.consumer)
+        factory.finished(consumer, info: flow.info, client: client, server: server, end: flow.lastSeen)
+        flow.client = HalfStream()
+        flow.server = HalfStream()
+        flow.accountedBuffered = 0
+        slots[slot] = flow
+        retired[slot] = true
     }
 
     /// Ends connections idle longer than the timeout.
     private mutating func expireIdle(now: Timestamp) {
         let deadline = now.seconds - limits.idleTimeoutSeconds
         var stale: [Int] = []
-        for (_, slot) in index where lastSeen[slot].seconds < deadline {
+        for slot in ids.indices where ids[slot] != 0 && lastSeen[slot].seconds < deadline {
             stale.append(slot)
         }
         guard !stale.isEmpty else { return }
@@ -305,7 +369,7 @@ public struct FlowTable<Factory: StreamFactory> {
     private mutating func evictOldest() {
         var candidates: [(Timestamp, UInt64, Int)] = []
         candidates.reserveCapacity(index.count)
-        for (_, slot) in index { candidates.append((lastSeen[slot], ids[slot], slot)) }
+        for slot in ids.indices where ids[slot] != 0 { candidates.append((lastSeen[slot], ids[slot], slot)) }
         candidates.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         let count = max(1, candidates.count / 8)
         for (_, _, slot) in candidates.prefix(count) {
@@ -316,7 +380,7 @@ public struct FlowTable<Factory: StreamFactory> {
 
     /// Ends every open connection (end of capture), oldest first.
     public mutating func finishAll(reason: CloseReason = .endOfCapture) {
-        let open = index.values.sorted { ids[$0] < ids[$1] }
+        let open = ids.indices.filter { ids[$0] != 0 }.sorted { ids[$0] < ids[$1] }
         for slot in open {
             end(slot: slot, reason: reason, meta: ChunkMeta(frame: 0, timestamp: lastSeen[slot]))
         }

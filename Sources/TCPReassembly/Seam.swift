@@ -43,7 +43,8 @@ public enum CloseReason: String, Sendable {
     case rst
     /// No packet for longer than the idle timeout (capture time).
     case idle
-    /// The connection table was full and this connection was the oldest.
+    /// The connection table was full and this connection was the oldest, or the buffers of
+    /// all connections passed their budget as this one grew.
     case evicted
     /// The capture ended (end of file, packet limit, signal) with the connection open.
     case endOfCapture = "end-of-capture"
@@ -108,6 +109,9 @@ public protocol StreamConsumer {
     /// Bytes are missing in `direction`; `lost` is their count when known.
     mutating func gap(_ direction: Direction, lost: UInt64?, _ meta: ChunkMeta)
     mutating func closed(_ direction: Direction, _ reason: CloseReason, _ meta: ChunkMeta)
+    /// Heap bytes the consumer holds for this connection beyond its fixed size (buffers,
+    /// lists), by capacity. The flow table keeps the sum under a budget.
+    var bufferedBytes: Int { get }
 }
 
 /// Makes a consumer for each new connection and takes it back when the connection ends.

@@ -74,11 +74,16 @@ struct SMTPCapCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("End connections idle this long (capture time).", valueName: "seconds"))
     var idleTimeout: Int64 = 300
 
-    @Option(name: .long, help: ArgumentHelp("Connections tracked at once.", valueName: "n"))
-    var maxConnections: Int = 65_536
+    @Option(name: .long, help: ArgumentHelp(
+        "Keep peak memory under about this many MiB: sets how many connections are tracked and how many bytes are buffered; what is evicted is counted in the summary.",
+        valueName: "MiB"))
+    var maxMemory: Int = 256
 
-    @Option(name: .long, help: ArgumentHelp("Out-of-order bytes held per connection direction.", valueName: "bytes"))
-    var maxHeldBytes: Int = 1 << 20
+    @Option(name: .long, help: ArgumentHelp("Connections tracked at once (default: 256 per MiB of --max-memory).", valueName: "n"))
+    var maxConnections: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Out-of-order bytes held per connection direction. (default: 1048576)", valueName: "bytes"))
+    var maxHeldBytes: Int?
 
     @Option(name: [.customShort("Z"), .customLong("relinquish-privileges")],
             help: ArgumentHelp("After opening a live capture as root, switch to this user (default nobody; 'root' keeps root).", valueName: "user"))
@@ -98,8 +103,9 @@ struct SMTPCapCommand: ParsableCommand {
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1") }
-        if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
-        if maxHeldBytes < 0 { throw ValidationError("--max-held-bytes must not be negative") }
+        if maxMemory < 32 || maxMemory > 1 << 20 { throw ValidationError("--max-memory must be between 32 and 1048576 (MiB)") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if let maxHeldBytes, maxHeldBytes < 0 { throw ValidationError("--max-held-bytes must not be negative") }
         _ = try Self.parsePorts(ports, option: "--ports")
         _ = try Self.parsePorts(implicitTlsPorts, option: "--implicit-tls-ports")
     }
@@ -135,9 +141,10 @@ struct SMTPCapCommand: ParsableCommand {
         let tty = isatty(1) == 1
         o.color = color == "always" || (color == "auto" && tty && !json)
         o.progress = isatty(2) == 1
+        o.memoryBudgetMiB = maxMemory
         o.idleTimeoutSeconds = idleTimeout
-        o.maxConnections = maxConnections
-        o.maxHeldBytesPerDirection = maxHeldBytes
+        if let maxConnections { o.maxConnections = maxConnections }
+        if let maxHeldBytes { o.maxHeldBytesPerDirection = maxHeldBytes }
         if interface != nil {
             o.dropToUser = user ?? (geteuid() == 0 ? "nobody" : nil)
         }

@@ -30,6 +30,13 @@ struct Recorder: StreamConsumer {
     }
     mutating func gap(_ direction: Direction, lost: UInt64?, _ meta: ChunkMeta) { events.append(.gap(direction, lost)) }
     mutating func closed(_ direction: Direction, _ reason: CloseReason, _ meta: ChunkMeta) { events.append(.closed(direction, reason)) }
+    /// The recorder keeps everything it is given: all of it counts against the budget.
+    var bufferedBytes: Int {
+        events.reduce(0) { total, event in
+            if case .data(_, let s) = event { return total + s.utf8.count }
+            return total
+        }
+    }
 }
 
 struct Finished {
@@ -208,6 +215,49 @@ struct ReassemblyTests {
         }
         #expect(table.stats.evicted >= 9_900)
         #expect(table.stats.connections == 10_000)
+    }
+
+    @Test func consumersBuffersAreBudgeted() {
+        var limits = ReassemblyLimits()
+        limits.maxBufferedBytesTotal = 10_000
+        var table = FlowTable(factory: RecordingFactory(), limits: limits, serverPorts: [25])
+        let chunk = [UInt8](repeating: 0x41, count: 3_000)
+        // Eight connections, each handing its consumer 3,000 bytes it keeps.
+        for i in 0..<8 {
+            let source = Endpoint(address: IPAddress(ipv4: 0xc633_6400 + UInt32(i)), port: 40_000)
+            let syn = TCPSegment(source: source, destination: serverEndpoint, sequence: 100, acknowledgment: 0,
+                                 flags: [.syn], payloadOffset: 0, capturedPayload: 0, wirePayload: 0)
+            let data = TCPSegment(source: source, destination: serverEndpoint, sequence: 101, acknowledgment: 0,
+                                  flags: [.psh], payloadOffset: 0, capturedPayload: chunk.count, wirePayload: chunk.count)
+            let meta = ChunkMeta(frame: UInt64(i), timestamp: Timestamp(seconds: 1000, nanoseconds: 0))
+            [UInt8]().withUnsafeBytes { table.process(syn, frame: $0, meta: meta) }
+            chunk.withUnsafeBytes { table.process(data, frame: $0, meta: meta) }
+        }
+        // The first three fit (9,000 bytes); each later one passes the budget and is evicted:
+        // its session is ended and reported, marked, with what it had.
+        #expect(table.stats.evictedForMemory == 5)
+        let evicted = table.factory.finished.filter { $0.events.contains(.closed(.clientToServer, .evicted)) }
+        #expect(evicted.count == 5)
+        #expect(evicted.allSatisfy { $0.events.contains(.data(.clientToServer, String(repeating: "A", count: 3_000))) })
+        // More data on an evicted connection is dropped as stray, not taken for a new one.
+        let last = Endpoint(address: IPAddress(ipv4: 0xc633_6407), port: 40_000)
+        let more = TCPSegment(source: last, destination: serverEndpoint, sequence: 3_101, acknowledgment: 0,
+                              flags: [.psh], payloadOffset: 0, capturedPayload: chunk.count, wirePayload: chunk.count)
+        chunk.withUnsafeBytes { table.process(more, frame: $0, meta: ChunkMeta(frame: 99, timestamp: Timestamp(seconds: 1001, nanoseconds: 0))) }
+        #expect(table.stats.strayPackets == 1)
+        #expect(table.stats.connections == 8)
+        table.finishAll()
+        #expect(table.factory.finished.count == 8)
+    }
+
+    @Test func memoryBudgetScalesTheLimits() {
+        let small = ReassemblyLimits.forMemory(mebibytes: 64)
+        let large = ReassemblyLimits.forMemory(mebibytes: 256)
+        #expect(large.maxConnections == 65_536)
+        #expect(small.maxConnections == 16_384)
+        #expect(large.maxHeldBytesTotal + large.maxBufferedBytesTotal == 64 << 20)
+        #expect(small.maxHeldBytesTotal == 8 << 20)
+        #expect(small.maxHeldBytesPerDirection <= small.maxHeldBytesTotal)
     }
 
     @Test func outOfOrderBytesAreCapped() {

@@ -1,0 +1,113 @@
+import Testing
+@testable import SMTPAnalysis
+
+/// The DATA content scanner and the line framer against byte-at-a-time reference versions,
+/// on generated content fed in random splits (the scanner skips 16 bytes at a time, so
+/// boundaries inside and around its vector steps matter).
+@Suite("Content scanner and line framer")
+struct ScannerTests {
+    /// Reference: the content length before the first line that is exactly "." (CRLF or bare
+    /// LF), or nil when there is none.
+    static func referenceContentLength(_ bytes: [UInt8]) -> (content: Int, consumed: Int)? {
+        var lineStart = 0
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 0x0a {
+                let line = bytes[lineStart..<i]
+                if line.elementsEqual([0x2e]) || line.elementsEqual([0x2e, 0x0d]) {
+                    return (lineStart, i + 1)
+                }
+                lineStart = i + 1
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Content lines from an alphabet rich in the bytes that matter: CR, LF, dots.
+    static func content(_ rng: inout SeededRandom, lines: Int) -> [UInt8] {
+        let alphabet: [UInt8] = Array("ab.\r\n..x".utf8)
+        var out: [UInt8] = []
+        for _ in 0..<lines {
+            let length = Int(rng.next() % 40)
+            var line = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            line.removeAll { $0 == 0x0a }
+            if line.first == 0x2e { line.insert(0x2e, at: 0) }  // dot-stuffed, as a client sends it
+            out += line
+            out += rng.next() % 4 == 0 ? [0x0a] : [0x0d, 0x0a]
+        }
+        return out
+    }
+
+    @Test(arguments: 0..<40)
+    func scannerAgreesWithReference(seed: Int) {
+        var rng = SeededRandom(seed: UInt64(seed) &+ 0x5eed)
+        var stream = Self.content(&rng, lines: Int(rng.next() % 200))
+        stream += rng.next() % 2 == 0 ? Array(".\r\n".utf8) : Array(".\n".utf8)
+        stream += Array("QUIT\r\n".utf8)
+        let expected = Self.referenceContentLength(stream)
+        #expect(expected != nil)
+
+        var scanner = BodyScanner()
+        var offset = 0
+        var endedAt: Int?
+        while offset < stream.count && endedAt == nil {
+            let size = max(1, Int(rng.next() % 70))
+            let chunk = Array(stream[offset..<min(stream.count, offset + size)])
+            chunk.withUnsafeBytes { raw in
+                var p = 0
+                if scanner.scan(raw, from: &p) { endedAt = offset + p }
+            }
+            offset += size
+        }
+        #expect(endedAt == expected?.consumed)
+        #expect(scanner.bytes == UInt64(expected?.content ?? -1))
+    }
+
+    @Test func scannerFindsNoEndInContentWithoutOne() {
+        var rng = SeededRandom(seed: 99)
+        let stream = Self.content(&rng, lines: 2_000)
+        var scanner = BodyScanner()
+        var ended = false
+        stream.withUnsafeBytes { raw in
+            var p = 0
+            ended = scanner.scan(raw, from: &p)
+        }
+        #expect(!ended)
+        #expect(scanner.bytes == UInt64(stream.count))
+    }
+
+    @Test(arguments: 0..<20)
+    func framerAgreesWithSplittingOnLF(seed: Int) {
+        var rng = SeededRandom(seed: UInt64(seed) &+ 77)
+        let stream = Self.content(&rng, lines: 100) + Array("tail without end".utf8)
+        var expected: [[UInt8]] = []
+        var start = 0
+        for (i, b) in stream.enumerated() where b == 0x0a {
+            var line = Array(stream[start..<i])
+            if line.last == 0x0d { line.removeLast() }
+            expected.append(line)
+            start = i + 1
+        }
+        var framer = LineFramer()
+        var got: [[UInt8]] = []
+        var offset = 0
+        while offset < stream.count {
+            let size = max(1, Int(rng.next() % 50))
+            let chunk = Array(stream[offset..<min(stream.count, offset + size)])
+            chunk.withUnsafeBytes { raw in
+                var p = 0
+                while p < raw.count {
+                    if framer.consume(raw, from: &p) {
+                        var line = framer.takeLine()
+                        got.append(line)
+                        framer.giveBack(&line)
+                    }
+                }
+            }
+            offset += size
+        }
+        #expect(got == expected)
+        #expect(framer.hasPartialLine)
+    }
+}
