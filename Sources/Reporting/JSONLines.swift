@@ -400,4 +400,16 @@ public struct CaptureFacts: Sendable {
     public var reassembly = ReassemblyStats()
     public var drops: Drops?
     public init() {}
+
+    /// Adds the facts of another file's analysis.
+    public mutating func merge(_ other: CaptureFacts) {
+        files += other.files
+        packets += other.packets
+        fragments += other.fragments
+        malformed += other.malformed
+        notTCP += other.notTCP
+        otherTCP += other.otherTCP
+        truncatedFile = truncatedFile || other.truncatedFile
+        reassembly.add(other.reassembly)
+    }
 }

@@ -11,6 +11,15 @@ public struct OfferTally: Sendable, Hashable {
     public var encrypted = 0
     public var plaintextMessages = 0
     public init() {}
+
+    mutating func add(_ t: OfferTally) {
+        sessions += t.sessions
+        ehloSessions += t.ehloSessions
+        offered += t.offered
+        stripped += t.stripped
+        encrypted += t.encrypted
+        plaintextMessages += t.plaintextMessages
+    }
 }
 
 /// The same server seen with and without STARTTLS in one capture.
@@ -100,6 +109,41 @@ public struct CaptureSummary: Sendable {
             }
         }
         count(&groups[identity, default: Group()])
+    }
+
+    /// Adds another summary's tallies, as if its sessions had been added after this one's
+    /// (several files analyzed apart, merged in file order).
+    public mutating func merge(_ other: CaptureSummary) {
+        sessions += other.sessions
+        for (k, v) in other.verdicts { verdicts[k, default: 0] += v }
+        for (k, v) in other.findings { findings[k, default: 0] += v }
+        plaintextMessages += other.plaintextMessages
+        serversNotTracked += other.serversNotTracked
+        for (server, t) in other.serverTallies.sorted(by: { $0.key < $1.key }) {
+            if serverTallies[server] != nil || serverTallies.count < Self.maxGroups {
+                serverTallies[server, default: OfferTally()].add(t)
+            } else {
+                serversNotTracked += t.sessions
+            }
+        }
+        for (family, t) in other.byFamily { byFamily[family, default: OfferTally()].add(t) }
+        for key in other.groupOrder {
+            guard let g = other.groups[key] else { continue }
+            if groups[key] == nil {
+                guard groups.count < Self.maxGroups else { continue }
+                groupOrder.append(key)
+            }
+            let listed = Self.maxListed
+            func add(_ mine: inout Group) {
+                mine.offeredCount += g.offeredCount
+                mine.missingCount += g.missingCount
+                mine.offeredFamilies.formUnion(g.offeredFamilies)
+                mine.missingFamilies.formUnion(g.missingFamilies)
+                mine.offeredIn += g.offeredIn.prefix(max(0, listed - mine.offeredIn.count))
+                mine.missingIn += g.missingIn.prefix(max(0, listed - mine.missingIn.count))
+            }
+            add(&groups[key, default: Group()])
+        }
     }
 
     /// Servers that offered STARTTLS in some sessions and not in others: the path, not the

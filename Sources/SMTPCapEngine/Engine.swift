@@ -2,6 +2,7 @@ import PacketDecoding
 import PcapSource
 import Reporting
 import SMTPAnalysis
+import Dispatch
 import Synchronization
 import TCPReassembly
 #if canImport(Glibc)
@@ -51,6 +52,8 @@ public struct EngineOptions: Sendable {
         }
     }
     public var implicitTLSPorts: Set<UInt16> = [465]
+    /// Files analyzed at once (threads) when several are given.
+    public var jobs = 1
     /// User to switch to after opening a live capture (nil: stay).
     public var dropToUser: String?
 
@@ -152,28 +155,20 @@ public final class Engine {
                     warn("the kernel dropped \(s.dropped + s.interfaceDropped) packet(s): results may be incomplete")
                 }
             }
+        } else if canAnalyzeInParallel {
+            try analyzeFilesInParallel()
         } else {
             var opened = 0
             var lastError: PcapError?
             for path in options.files {
                 if stopRequested.load(ordering: .relaxed) { break }
-                let source: PcapSource
-                do {
-                    source = try PcapSource.openOffline(path)
-                    // Files: the default port filter runs after decoding (faster than
-                    // interpreted BPF, and it sees through VLAN tags); an expression is BPF.
-                    if let filter = options.filter { try source.setFilter(filter) }
-                    if let write = options.writeFile { try source.openDump(write) }
-                } catch {
-                    if error.kind == .badFilter { throw error }
+                if let error = try analyzeFile(path, label: options.files.count > 1 ? path : nil) {
                     lastError = error
                     // With several files, say which failed and go on; with one, the error is the run's.
                     if options.files.count > 1 { warn(error.message) }
-                    continue
+                } else {
+                    opened += 1
                 }
-                opened += 1
-                capture.files.append(path == "-" ? "<stdin>" : path)
-                try analyze(source, name: path, fileLabel: options.files.count > 1 ? path : nil)
             }
             if opened == 0, let lastError {
                 throw PcapError(lastError.kind, lastError.message)
@@ -186,6 +181,128 @@ public final class Engine {
         }
         output.flush()
         return RunResult(sessions: summary.sessions, findings: summary.totalFindings, packets: capture.packets, warnings: warnings)
+    }
+
+    /// Opens and analyzes one file. Returns the error when it cannot be opened; throws only
+    /// for a bad filter expression (no file could be analyzed with it).
+    func analyzeFile(_ path: String, label: String?) throws(PcapError) -> PcapError? {
+        let source: PcapSource
+        do {
+            source = try PcapSource.openOffline(path)
+            // Files: the default port filter runs after decoding (faster than interpreted
+            // BPF, and it sees through VLAN tags); an expression is BPF.
+            if let filter = options.filter { try source.setFilter(filter) }
+            if let write = options.writeFile { try source.openDump(write) }
+        } catch {
+            if error.kind == .badFilter { throw error }
+            return error
+        }
+        capture.files.append(path == "-" ? "<stdin>" : path)
+        try analyze(source, name: path, fileLabel: label)
+        return nil
+    }
+
+    // MARK: - Several files at once (--jobs)
+
+    /// Several files, no limit that depends on what came before (packet, session and time
+    /// limits, one -w file, standard input): each file can be analyzed on its own.
+    var canAnalyzeInParallel: Bool {
+        options.jobs > 1 && options.files.count > 1 && options.packetLimit == nil && options.sessionLimit == nil
+            && options.durationSeconds == nil && options.writeFile == nil && !options.files.contains("-")
+    }
+
+    /// What one file's analysis left: its report and warnings in unlinked temporary files,
+    /// its tallies.
+    struct FileResult: Sendable {
+        var report: Int32
+        var warnings: Int32
+        var summary: CaptureSummary
+        var capture: CaptureFacts
+        var warningList: [String]
+        var error: PcapError?
+    }
+
+    /// Analyzes the files on `jobs` threads, each file by its own engine (as sequential runs
+    /// do: a file's sessions never continue into the next), then prints each file's report in
+    /// the order given and merges the tallies in that order: the output is the same as with
+    /// one job.
+    func analyzeFilesInParallel() throws(PcapError) {
+        let files = options.files
+        var single = options
+        single.jobs = 1
+        single.progress = false
+        let perFile = single
+        let next = Atomic<Int>(0)
+        let results = Mutex<[FileResult?]>(Array(repeating: nil, count: files.count))
+        let workers = min(options.jobs, files.count)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while !stopRequested.load(ordering: .relaxed) {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard i < files.count else { break }
+                let result = Engine.analyzeAlone(files[i], options: perFile)
+                results.withLock { $0[i] = result }
+            }
+        }
+        let done = results.withLock { $0 }
+        var opened = 0
+        var lastError: PcapError?
+        for result in done {
+            guard let result else { continue }  // stopped before this file
+            Engine.copyTemporary(result.warnings, to: errors)
+            if let error = result.error {
+                if error.kind == .badFilter { throw error }
+                lastError = error
+                warn(error.message)
+                continue
+            }
+            opened += 1
+            Engine.copyTemporary(result.report, to: output)
+            summary.merge(result.summary)
+            capture.merge(result.capture)
+            warnings += result.warningList
+            reported += result.summary.sessions
+        }
+        if opened == 0, let lastError {
+            throw PcapError(lastError.kind, lastError.message)
+        }
+    }
+
+    static func analyzeAlone(_ path: String, options: EngineOptions) -> FileResult {
+        let report = temporaryFile(), warnings = temporaryFile()
+        let engine = Engine(options: options, output: ReportOutput(fd: report), errors: ReportOutput(fd: warnings, autoFlush: true))
+        var error: PcapError?
+        do {
+            error = try engine.analyzeFile(path, label: path)
+        } catch let e {
+            error = e
+        }
+        engine.output.flush()
+        return FileResult(report: report, warnings: warnings, summary: engine.summary, capture: engine.capture,
+                          warningList: engine.warnings, error: error)
+    }
+
+    /// An unlinked temporary file (nothing left behind, whatever happens).
+    static func temporaryFile() -> Int32 {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(dir)/smtpcap-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        return fd
+    }
+
+    /// Copies everything written to a temporary file to `out`, 64 KiB at a time; closes it.
+    static func copyTemporary(_ fd: Int32, to out: ReportOutput) {
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var offset: off_t = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.write(bytes: n == chunk.count ? chunk : Array(chunk[0..<n]))
+            offset += off_t(n)
+        }
     }
 
     /// The kernel filter for live capture: the ports, also inside one 802.1Q tag on Ethernet.
@@ -262,13 +379,7 @@ public final class Engine {
         if showProgress { errors.write("\r\u{1b}[K") }
         table.finishAll()
         drain(&table, fileLabel: fileLabel)
-        capture.reassembly.connections += table.stats.connections
-        capture.reassembly.evicted += table.stats.evicted
-        capture.reassembly.expired += table.stats.expired
-        capture.reassembly.heldOverflows += table.stats.heldOverflows
-        capture.reassembly.strayPackets += table.stats.strayPackets
-        capture.reassembly.outOfWindow += table.stats.outOfWindow
-        capture.reassembly.evictedForMemory += table.stats.evictedForMemory
+        capture.reassembly.add(table.stats)
         source.flushDump()
         flushReorder(all: true)
     }

@@ -51,6 +51,16 @@ public struct ReassemblyStats: Sendable, Hashable {
     /// later packets are dropped (counted as stray), not taken for a new connection.
     public var evictedForMemory: UInt64 = 0
     public init() {}
+
+    public mutating func add(_ o: ReassemblyStats) {
+        connections += o.connections
+        evicted += o.evicted
+        expired += o.expired
+        heldOverflows += o.heldOverflows
+        strayPackets += o.strayPackets
+        outOfWindow += o.outOfWindow
+        evictedForMemory += o.evictedForMemory
+    }
 }
 
 struct Flow<Consumer: StreamConsumer> {

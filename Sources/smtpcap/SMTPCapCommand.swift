@@ -85,6 +85,10 @@ struct SMTPCapCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Out-of-order bytes held per connection direction. (default: 1048576)", valueName: "bytes"))
     var maxHeldBytes: Int?
 
+    @Option(name: [.customShort("j"), .customLong("jobs")],
+            help: ArgumentHelp("Analyze this many -r files at once, one thread each (output as with 1). (default: the number of CPUs)", valueName: "n"))
+    var jobs: Int?
+
     @Option(name: [.customShort("Z"), .customLong("relinquish-privileges")],
             help: ArgumentHelp("After opening a live capture as root, switch to this user (default nobody; 'root' keeps root).", valueName: "user"))
     var user: String?
@@ -104,6 +108,7 @@ struct SMTPCapCommand: ParsableCommand {
         if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1") }
         if maxMemory < 32 || maxMemory > 1 << 20 { throw ValidationError("--max-memory must be between 32 and 1048576 (MiB)") }
+        if let jobs, jobs < 1 || jobs > 256 { throw ValidationError("--jobs must be between 1 and 256") }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         if let maxHeldBytes, maxHeldBytes < 0 { throw ValidationError("--max-held-bytes must not be negative") }
         _ = try Self.parsePorts(ports, option: "--ports")
@@ -143,6 +148,7 @@ struct SMTPCapCommand: ParsableCommand {
         o.progress = isatty(2) == 1
         o.memoryBudgetMiB = maxMemory
         o.idleTimeoutSeconds = idleTimeout
+        o.jobs = jobs ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         if let maxConnections { o.maxConnections = maxConnections }
         if let maxHeldBytes { o.maxHeldBytesPerDirection = maxHeldBytes }
         if interface != nil {

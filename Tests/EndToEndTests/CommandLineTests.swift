@@ -86,6 +86,36 @@ struct CommandLineTests {
         #expect(few.summary?["packets"] as? Int == 5)
     }
 
+    /// Several files on several threads print exactly what one thread prints: reports in the
+    /// order given, warnings in that order, the same summary and exit status.
+    @Test func jobsDoNotChangeTheOutput() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: E2E.captures.path)
+            .filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }.sorted()
+        #expect(files.count >= 20)
+        // A truncated copy (a warning mid-run) and a missing file among them.
+        let source = try Data(contentsOf: E2E.captures.appendingPathComponent("default.pcap"))
+        let cut = FileManager.default.temporaryDirectory.appendingPathComponent("cut-\(UUID().uuidString).pcap")
+        try source.prefix(source.count - 37).write(to: cut)
+        defer { try? FileManager.default.removeItem(at: cut) }
+        var inputs = files.map { E2E.captures.appendingPathComponent($0).path }
+        inputs.insert(cut.path, at: 3)
+        inputs.insert("/nonexistent/missing.pcap", at: 7)
+        let reads = inputs.flatMap { ["-r", $0] }
+        for format in [[], ["--json"]] {
+            let one = try E2E.run(reads + format + ["-j", "1"])
+            let three = try E2E.run(reads + format + ["-j", "3"])
+            #expect(one.status == 1)
+            #expect(three.status == one.status)
+            #expect(three.stdout == one.stdout)
+            #expect(three.stderr == one.stderr)
+            #expect(one.stderr.contains("missing.pcap"))
+            #expect(one.stderr.contains("analyzed what came before the damage"))
+        }
+        let json = try E2E.run(reads + ["--json", "-j", "2"])
+        #expect(json.summary?["files"] as? [String] == inputs.filter { !$0.hasPrefix("/nonexistent") })
+        #expect(json.sessions.count == json.summary?["sessions"] as? Int)
+    }
+
     @Test(.enabled(if: havePeers)) func truncatedFileIsAnalyzedUpToTheDamage() throws {
         let source = try Data(contentsOf: Self.peer.appendingPathComponent("zeek-smtp.pcap"))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("truncated-\(UUID().uuidString).pcap")
