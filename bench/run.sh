@@ -5,6 +5,9 @@
 #                           then checks smtpcap's counts against the generator's ground truth
 #   bench/run.sh flat       flat memory: smtpcap's peak RSS on BENCH_FLAT_SIZES (default 1G 10G)
 #   bench/run.sh hostile    hostile captures: peak RSS must stay <= 256 MiB, exit status 0 or 1
+#   bench/run.sh allocs     heap allocations per packet and per session
+#   bench/run.sh live       live capture over a veth pair at rising tcpreplay rates: kernel drops
+#                           of tcpdump -w /dev/null and of smtpcap (root, tcpreplay)
 #
 # Environment: BENCH_SIZE (1G), BENCH_SEED (1), BENCH_RUNS (3), BENCH_TSHARK (1; 0 skips tshark),
 # BENCH_MAX_RATIO (unset; if set, fail when smtpcap's CPU time exceeds this multiple of the floor),
@@ -96,10 +99,12 @@ timed() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+minof() { printf '%s\n' "$@" | sort -g | head -n 1; }
 
 # bench_one LABEL RUNS OKCODES CMD... : appends a table row to $ROWS; sets M_CPU, M_WALL, M_RSS.
 ROWS=()
 FLOOR_CPU=
+FLOOR_MIN=
 bench_one() {
     local label=$1 n=$2 ok=$3; shift 3
     local walls=() cpus=() rsss=() i
@@ -109,15 +114,41 @@ bench_one() {
         echo "bench:   $label run $i: wall ${T_WALL}s cpu ${T_CPU}s rss ${T_RSS_MIB}MiB" >&2
     done
     M_WALL=$(median "${walls[@]}"); M_CPU=$(median "${cpus[@]}"); M_RSS=$(maxof "${rsss[@]}")
+    local min_cpu
+    min_cpu=$(minof "${cpus[@]}")
     [ -n "$FLOOR_CPU" ] || FLOOR_CPU=$M_CPU
-    ROWS+=("$(awk -v l="$label" -v n="$n" -v w="$M_WALL" -v c="$M_CPU" -v f="$FLOOR_CPU" -v b="$FILE_BYTES" -v r="$M_RSS" \
-        'BEGIN { printf "| %s | %d | %.2f | %.2f | %s | %.0f | %.1f |", l, n, w, c, (f > 0 ? sprintf("%.1f×", c / f) : "n/a"), (w > 0 ? b / w / 1e6 : 0), r }')")
+    [ -n "$FLOOR_MIN" ] || FLOOR_MIN=$min_cpu
+    ROWS+=("$(awk -v l="$label" -v n="$n" -v w="$M_WALL" -v c="$M_CPU" -v f="$FLOOR_CPU" -v m="$min_cpu" -v fm="$FLOOR_MIN" -v b="$FILE_BYTES" -v r="$M_RSS" \
+        'BEGIN { printf "| %s | %d | %.2f | %.2f | %s | %.2f | %s | %.0f | %.1f |", l, n, w, c, (f > 0 ? sprintf("%.1f×", c / f) : "n/a"), m, (fm > 0 ? sprintf("%.1f×", m / fm) : "n/a"), (w > 0 ? b / w / 1e6 : 0), r }')")
+}
+
+# Interleaved runs: sample LABEL OKCODES CMD... takes one run; row LABEL turns a label's runs
+# into a table row. Rounds of floor, text, JSON spread the machine's drift over all of them.
+declare -A S_WALL S_CPU S_RSS S_N
+sample() {
+    local label=$1 ok=$2; shift 2
+    timed "$ok" "$@" || die "$label failed"
+    S_WALL[$label]+=" $T_WALL"; S_CPU[$label]+=" $T_CPU"; S_RSS[$label]+=" $T_RSS_MIB"
+    S_N[$label]=$(( ${S_N[$label]:-0} + 1 ))
+    echo "bench:   $label run ${S_N[$label]}: wall ${T_WALL}s cpu ${T_CPU}s rss ${T_RSS_MIB}MiB" >&2
+}
+row() {   # row LABEL [FILES]: FILES copies of the capture per run (ratios are per copy)
+    local label=$1 k=${2:-1}
+    # shellcheck disable=SC2086
+    { M_WALL=$(median ${S_WALL[$label]}); M_CPU=$(median ${S_CPU[$label]}); M_RSS=$(maxof ${S_RSS[$label]}); }
+    local min_cpu
+    # shellcheck disable=SC2086
+    min_cpu=$(minof ${S_CPU[$label]})
+    [ -n "$FLOOR_CPU" ] || FLOOR_CPU=$M_CPU
+    [ -n "$FLOOR_MIN" ] || FLOOR_MIN=$min_cpu
+    ROWS+=("$(awk -v l="$label" -v n="${S_N[$label]}" -v w="$M_WALL" -v c="$M_CPU" -v f="$FLOOR_CPU" -v m="$min_cpu" -v fm="$FLOOR_MIN" -v b="$FILE_BYTES" -v r="$M_RSS" -v k="$k" \
+        'BEGIN { printf "| %s | %d | %.2f | %.2f | %s | %.2f | %s | %.0f | %.1f |", l, n, w, c, (f > 0 ? sprintf("%.1f×", c / (f * k)) : "n/a"), m, (fm > 0 ? sprintf("%.1f×", m / (fm * k)) : "n/a"), (w > 0 ? b * k / w / 1e6 : 0), r }')")
 }
 
 print_table() {
     echo
-    echo "| program | runs | wall s (median) | user+sys CPU s (median) | CPU vs floor | MB/s (wall) | peak RSS MiB (max) |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| program | runs | wall s (median) | user+sys CPU s (median) | CPU vs floor (medians) | CPU s (fastest run) | vs floor (fastest runs) | MB/s (wall) | peak RSS MiB (max) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ROWS[@]}"
     echo
 }
@@ -158,12 +189,26 @@ throughput() {
     FILE_BYTES=$(stat -c %s "$f")
     echo "bench: $f: $(json_get "$exp" packets) packets, $(json_get "$exp" sessions) sessions, $FILE_BYTES bytes" >&2
     cat "$f" > /dev/null   # warm the page cache: every program reads from memory
-    bench_one "C floor (pcap_next_ex loop)" "$RUNS" "0" "$FLOOR" "$f"
+    local i
+    for ((i = 1; i <= RUNS; i++)); do
+        sample "C floor (pcap_next_ex loop)" "0" "$FLOOR" "$f"
+        sample "smtpcap -r F" "0 1" "$BIN" -r "$f"
+        sample "smtpcap -r F --json" "0 1" "$BIN" -r "$f" --json
+    done
+    # Two cores: the same file given twice, analyzed one file per thread (-j 2) or one after
+    # the other (-j 1). Wall time is what --jobs buys; CPU time is per file.
+    for ((i = 1; i <= RUNS; i++)); do
+        sample "smtpcap -r F -r F --json -j 1 (2 files)" "0 1" "$BIN" -r "$f" -r "$f" --json -j 1
+        sample "smtpcap -r F -r F --json -j 2 (2 files)" "0 1" "$BIN" -r "$f" -r "$f" --json -j 2
+    done
+    row "C floor (pcap_next_ex loop)"
     local floor_cpu=$M_CPU
-    bench_one "smtpcap -r F" "$RUNS" "0 1" "$BIN" -r "$f"
+    row "smtpcap -r F"
     local text_cpu=$M_CPU
-    bench_one "smtpcap -r F --json" "$RUNS" "0 1" "$BIN" -r "$f" --json
+    row "smtpcap -r F --json"
     local json_cpu=$M_CPU
+    row "smtpcap -r F -r F --json -j 1 (2 files)" 2
+    row "smtpcap -r F -r F --json -j 2 (2 files)" 2
     if [ "${BENCH_TSHARK:-1}" != 0 ] && command -v tshark >/dev/null; then
         bench_one "tshark -Y smtp -T fields" 1 "0" tshark -r "$f" -Y smtp -T fields -e smtp.req.command
     fi
@@ -266,10 +311,68 @@ allocs() {
         }'
 }
 
+# Live capture: a generated capture replayed with tcpreplay over a veth pair between two network
+# namespaces, at rising rates; tcpdump -w /dev/null and smtpcap capture on the receiving end in
+# turn. The table gives each one's kernel drops per rate. Needs root, iproute2 and tcpreplay.
+live() {
+    [ "$(id -u)" = 0 ] || die "live: needs root (network namespaces)"
+    command -v tcpreplay >/dev/null || die "live: tcpreplay is missing (apt-get install tcpreplay)"
+    local name="live-seed$SEED-${BENCH_LIVE_SIZE:-200M}"
+    capture "$name" --seed "$SEED" --size "${BENCH_LIVE_SIZE:-200M}"
+    local f=$DATA/$name.pcap exp=$DATA/$name.json
+    local tx=smtpcap-bench-tx rx=smtpcap-bench-rx
+    cleanup_live() { ip netns del smtpcap-bench-tx 2>/dev/null || true; ip netns del smtpcap-bench-rx 2>/dev/null || true; }
+    trap cleanup_live EXIT
+    cleanup_live
+    ip netns add "$tx" && ip netns add "$rx"
+    ip link add sbtx netns "$tx" type veth peer name sbrx netns "$rx"
+    ip -n "$tx" link set sbtx up && ip -n "$rx" link set sbrx up
+    ip -n "$tx" addr add 198.51.100.1/24 dev sbtx && ip -n "$rx" addr add 198.51.100.2/24 dev sbrx
+    local rates=${BENCH_LIVE_RATES:-"250 500 1000 2000 topspeed"} rate rows=() sent achieved
+    local expected_packets expected_sessions
+    expected_packets=$(json_get "$exp" packets); expected_sessions=$(json_get "$exp" sessions)
+    for rate in $rates; do
+        local speed=(--mbps="$rate"); [ "$rate" = topspeed ] && speed=(--topspeed)
+        # tcpdump, with the same kernel buffer as smtpcap (16 MiB)
+        ip netns exec "$rx" tcpdump -i sbrx -B 16384 -w /dev/null 2> "$OUT/live-tcpdump.err" &
+        local pid=$!
+        sleep 1
+        ip netns exec "$tx" tcpreplay -i sbtx "${speed[@]}" "$f" > "$OUT/live-replay-1.txt" 2>&1 || die "tcpreplay failed"
+        sleep 1; kill -INT "$pid"; wait "$pid" || true
+        local td_recv td_drop
+        td_recv=$(awk '/packets received by filter/ { print $1 }' "$OUT/live-tcpdump.err")
+        td_drop=$(awk '/packets dropped by kernel/ { print $1 }' "$OUT/live-tcpdump.err")
+        # smtpcap
+        ip netns exec "$rx" "$BIN" -i sbrx --json -Z root > "$OUT/live-smtpcap.jsonl" 2> "$OUT/live-smtpcap.err" &
+        pid=$!
+        sleep 1
+        ip netns exec "$tx" tcpreplay -i sbtx "${speed[@]}" "$f" > "$OUT/live-replay-2.txt" 2>&1 || die "tcpreplay failed"
+        sleep 1; kill -INT "$pid"; wait "$pid" || true
+        local sc
+        sc=$(tail -n 1 "$OUT/live-smtpcap.jsonl" | python3 -c '
+import json, sys
+s = json.load(sys.stdin); c = s["capture"]
+print(c.get("received", "?"), c.get("dropped", 0) + c.get("if_dropped", 0), s["sessions"], s["packets"])' 2>/dev/null || echo "? ? ? ?")
+        achieved=$(grep -o 'Rated: [0-9.]* Bps, [0-9.]* Mbps' "$OUT/live-replay-2.txt" | awk '{ print $4 }' | head -n 1)
+        sent=$(grep -o 'Successful packets: *[0-9]*' "$OUT/live-replay-2.txt" | awk '{ print $3 }' | head -n 1)
+        echo "bench:   live $rate: tcpdump received $td_recv dropped $td_drop; smtpcap (received dropped sessions packets) $sc; replay $achieved Mbps" >&2
+        # shellcheck disable=SC2086
+        rows+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$rate" "${achieved:-?}" "${sent:-?}" "${td_recv:-?}" "${td_drop:-?}" $sc)")
+    done
+    echo
+    echo "Live capture over a veth pair (tcpreplay of $f: $expected_packets packets, $expected_sessions sessions); $(nproc) CPUs:"
+    echo
+    echo "| rate (Mbps asked) | Mbps achieved | packets sent | tcpdump received | tcpdump dropped | smtpcap received | smtpcap dropped | smtpcap sessions | smtpcap packets analyzed |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${rows[@]}"
+    echo
+}
+
 case "$mode" in
     throughput|bench|"") throughput ;;
     allocs) allocs ;;
     flat) flat ;;
     hostile) hostile ;;
-    *) die "usage: bench/run.sh [throughput|flat|hostile|allocs]" ;;
+    live) live ;;
+    *) die "usage: bench/run.sh [throughput|flat|hostile|allocs|live]" ;;
 esac

@@ -364,6 +364,15 @@ public final class Engine {
                 }
             case .timeout:
                 source.flushDump()
+                if source.isLive {
+                    // A quiet interface: idle connections still end on time (capture time is
+                    // the wall clock here).
+                    var ts = timespec()
+                    clock_gettime(CLOCK_REALTIME, &ts)
+                    table.advance(to: Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec)))
+                    if !table.factory.finishedSessions.isEmpty { drain(&table, fileLabel: fileLabel) }
+                    if let limit = options.sessionLimit, reported >= limit { break packetLoop }
+                }
             case .end:
                 fileEnded = true
                 break packetLoop

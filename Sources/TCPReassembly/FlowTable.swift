@@ -359,6 +359,17 @@ public struct FlowTable<Factory: StreamFactory> {
         retired[slot] = true
     }
 
+    /// Moves the table's clock without a packet (live capture on a quiet interface): ends the
+    /// connections idle past the timeout at `time`.
+    public mutating func advance(to time: Timestamp) {
+        guard time > now else { return }
+        now = time
+        if time.seconds != lastExpiryCheck {
+            lastExpiryCheck = time.seconds
+            expireIdle(now: time)
+        }
+    }
+
     /// Ends connections idle longer than the timeout.
     private mutating func expireIdle(now: Timestamp) {
         let deadline = now.seconds - limits.idleTimeoutSeconds

@@ -43,59 +43,96 @@ struct LiveCaptureTests {
         s.sendmail("a@example.test", ["b@example.test"], "Subject: live\r\n\r\nTOP-SECRET-BODY-LINE\r\n")
     """#
 
-    @Test(.enabled(if: canCapture, "needs root and python3"), .timeLimit(.minutes(2)))
-    func capturesARealSessionOnLoopback() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("smtpcap-live-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let serverScript = dir.appendingPathComponent("server.py"), clientScript = dir.appendingPathComponent("client.py")
-        try Data(Self.server.utf8).write(to: serverScript)
-        try Data(Self.client.utf8).write(to: clientScript)
-
-        // The server: keep its stdin open so it runs until we close it.
+    /// A running aiosmtpd server and an smtpcap watching its port on lo.
+    final class Scene {
+        let dir: URL
         let server = Process()
-        server.executableURL = URL(fileURLWithPath: E2E.which("python3")!)
-        server.arguments = [serverScript.path]
-        let serverIn = Pipe(), serverOut = Pipe()
-        server.standardInput = serverIn
-        server.standardOutput = serverOut
-        try server.run()
-        defer {
+        let serverIn = Pipe()
+        let cap = Process()
+        var port = 0
+        var out: URL { dir.appendingPathComponent("out") }
+        var err: URL { dir.appendingPathComponent("err") }
+
+        init(smtpcapArguments: [String]) throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("smtpcap-live-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let serverScript = dir.appendingPathComponent("server.py")
+            try Data(LiveCaptureTests.server.utf8).write(to: serverScript)
+            // The server: its stdin stays open so it runs until we close it.
+            server.executableURL = URL(fileURLWithPath: E2E.which("python3")!)
+            server.arguments = [serverScript.path]
+            let serverOut = Pipe()
+            server.standardInput = serverIn
+            server.standardOutput = serverOut
+            try server.run()
+            let portLine = String(decoding: serverOut.fileHandleForReading.availableData, as: UTF8.self)
+            port = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)), "server said \(portLine)")
+
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            cap.executableURL = URL(fileURLWithPath: E2E.binary)
+            cap.arguments = ["-i", "lo", "--ports", String(port)] + smtpcapArguments
+            cap.standardOutput = try FileHandle(forWritingTo: out)
+            cap.standardError = try FileHandle(forWritingTo: err)
+            try cap.run()
+            let ready = Date().addingTimeInterval(20)
+            while !(String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self).contains("listening on lo")) {
+                guard Date() < ready, cap.isRunning else {
+                    throw CocoaError(.fileReadUnknown, userInfo: ["smtpcap did not start": String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self)])
+                }
+                usleep(20_000)
+            }
+        }
+
+        func runClient(_ script: String) throws -> E2E.Result {
+            let path = dir.appendingPathComponent("client-\(UUID().uuidString).py")
+            try Data(script.utf8).write(to: path)
+            return try E2E.runProgram(E2E.which("python3")!, [path.path, String(port)], timeout: 30)
+        }
+
+        /// Starts a client without waiting for it.
+        func startClient(_ script: String) throws -> Process {
+            let path = dir.appendingPathComponent("client-\(UUID().uuidString).py")
+            try Data(script.utf8).write(to: path)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: E2E.which("python3")!)
+            p.arguments = [path.path, String(port)]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+
+        /// Waits for smtpcap to stop by itself; its output as a result.
+        func finish(within seconds: Double) -> (stopped: Bool, result: E2E.Result) {
+            let done = Date().addingTimeInterval(seconds)
+            while cap.isRunning && Date() < done { usleep(20_000) }
+            let stopped = !cap.isRunning
+            if !stopped { cap.terminate() }
+            cap.waitUntilExit()
+            let text = String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self)
+            return (stopped, E2E.Result(status: cap.terminationStatus, stdout: text, stderr: ""))
+        }
+
+        deinit {
             try? serverIn.fileHandleForWriting.close()
             if server.isRunning { server.terminate() }
             server.waitUntilExit()
+            if cap.isRunning { cap.terminate(); cap.waitUntilExit() }
+            try? FileManager.default.removeItem(at: dir)
         }
-        let portLine = String(decoding: serverOut.fileHandleForReading.availableData, as: UTF8.self)
-        let port = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)), "server said \(portLine)")
+    }
 
-        // smtpcap on lo, until one session ends.
-        let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let cap = Process()
-        cap.executableURL = URL(fileURLWithPath: E2E.binary)
-        cap.arguments = ["-i", "lo", "--ports", String(port), "--sessions", "1", "--duration", "60", "--json"]
-        cap.standardOutput = try FileHandle(forWritingTo: out)
-        cap.standardError = try FileHandle(forWritingTo: err)
-        try cap.run()
-        defer { if cap.isRunning { cap.terminate() }; cap.waitUntilExit() }
-        let ready = Date().addingTimeInterval(20)
-        while !(String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self).contains("listening on lo")) {
-            guard Date() < ready, cap.isRunning else {
-                Issue.record("smtpcap did not start: \(String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self))")
-                return
-            }
-            usleep(20_000)
-        }
-
-        let sent = try E2E.runProgram(E2E.which("python3")!, [clientScript.path, String(port)], timeout: 30)
+    @Test(.enabled(if: canCapture, "needs root and python3"), .timeLimit(.minutes(2)))
+    func capturesARealSessionOnLoopback() throws {
+        let scene = try Scene(smtpcapArguments: ["--sessions", "1", "--duration", "60", "--json"])
+        let port = scene.port
+        let sent = try scene.runClient(Self.client)
         #expect(sent.status == 0, "client: \(sent.stderr)")
 
-        let done = Date().addingTimeInterval(30)
-        while cap.isRunning && Date() < done { usleep(20_000) }
-        #expect(!cap.isRunning, "smtpcap should stop after one session")
-        let text = String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self)
-        let result = E2E.Result(status: cap.terminationStatus, stdout: text, stderr: "")
+        let (stopped, result) = scene.finish(within: 30)
+        #expect(stopped, "smtpcap should stop after one session")
+        let text = result.stdout
         #expect(result.status == 1)
         let session = try #require(result.sessions.first, "no session in \(text)")
         #expect(session["server"] as? String == "127.0.0.1:\(port)")
@@ -111,6 +148,34 @@ struct LiveCaptureTests {
         #expect(!text.contains("TOP-SECRET-BODY-LINE"))
         #expect(!text.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x7f })
         #expect(text.contains("\\u001b[31mRED"))
+    }
+
+    /// A client that opens a session and goes quiet: the session ends by the idle timeout on
+    /// the wall clock, while no packet arrives, and is printed then.
+    @Test(.enabled(if: canCapture, "needs root and python3"), .timeLimit(.minutes(1)))
+    func quietSessionEndsByIdleTimeout() throws {
+        let scene = try Scene(smtpcapArguments: ["--sessions", "1", "--idle-timeout", "1", "--duration", "40", "--json"])
+        let quietClient = #"""
+        import socket, sys, time
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO client.example.test\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        time.sleep(6)
+        s.close()
+        """#
+        let client = try scene.startClient(quietClient)
+        defer { if client.isRunning { client.terminate() }; client.waitUntilExit() }
+        // The client holds the connection for 6 s after EHLO: the session must be reported
+        // before that, with no packet to drive the clock.
+        let (stopped, result) = scene.finish(within: 5)
+        #expect(stopped, "smtpcap should end the quiet session by the idle timeout")
+        #expect(client.isRunning, "the client had not closed the connection yet")
+        let session = try #require(result.sessions.first, "no session in \(result.stdout)")
+        #expect(session["close"] as? String == "idle")
+        #expect(session["greeting"] as? String == "EHLO")
     }
 
     @Test(.enabled(if: canCapture, "needs root"), .timeLimit(.minutes(1)))
