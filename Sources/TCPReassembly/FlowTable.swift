@@ -103,15 +103,21 @@ struct Flow<Consumer: StreamConsumer> {
                          limits: ReassemblyLimits, heldTotalOver: (Int) -> Bool) -> Outcome {
         let fromClient = segment.source == info.client
         var outcome = Outcome()
+        let deliveredBefore = client.stats.bytes &+ server.stats.bytes &+ UInt64(client.stats.gaps + server.stats.gaps)
         outcome.newlyHeld = handle(segment, payload: payload, fromClient: fromClient, meta: meta, limits: limits)
         if outcome.newlyHeld > 0 && heldTotalOver(outcome.newlyHeld) {
             outcome.heldBeforeFlush = heldBytes
             flushHeld(meta: meta)
         }
         outcome.bothClosed = bothClosed
-        let buffered = consumer.bufferedBytes
-        outcome.bufferedDelta = buffered - accountedBuffered
-        accountedBuffered = buffered
+        // The consumer's buffers change only when it was given something: bytes, a gap or a
+        // close (a pure ACK that delivered nothing, a third of the packets, skips the count).
+        let delivered = client.stats.bytes &+ server.stats.bytes &+ UInt64(client.stats.gaps + server.stats.gaps)
+        if delivered != deliveredBefore || !segment.flags.isDisjoint(with: [.fin, .rst]) {
+            let buffered = consumer.bufferedBytes
+            outcome.bufferedDelta = buffered - accountedBuffered
+            accountedBuffered = buffered
+        }
         return outcome
     }
 
