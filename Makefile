@@ -8,7 +8,7 @@ CAPTURE ?= captures/default.pcap
 BUILD_DEBS := libpcap-dev pkg-config
 TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-aiosmtpd iproute2
 
-.PHONY: all build run test install deps test-deps bench fuzz-build fuzz-smoke clean
+.PHONY: all build run test install deps test-deps bench bench-live fuzz-build fuzz-smoke asan-test tsan-test clean
 
 all: build
 
@@ -50,8 +50,24 @@ bench: build
 	bench/run.sh hostile
 	bench/run.sh allocs
 
+# Live capture at rising replay rates over a veth pair (root, tcpreplay): bench/run.sh live.
+bench-live: build
+	@dpkg-query -W -f='$${Status}' tcpreplay 2>/dev/null | grep -q "ok installed" || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpreplay >/dev/null)
+	bench/run.sh live
+
+# The whole test suite under AddressSanitizer and under ThreadSanitizer, each in its own scratch
+# path (the end-to-end tests run the sanitized smtpcap binary built beside them).
+asan-test: test-deps
+	$(SWIFT) build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --skip-build --scratch-path .build-asan
+
+tsan-test: test-deps
+	$(SWIFT) build --build-tests --scratch-path .build-tsan -Xswiftc -sanitize=thread
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --scratch-path .build-tsan
+
 clean:
-	rm -rf .build .build-fuzz .build-asan
+	rm -rf .build .build-fuzz .build-asan .build-tsan
 
 # Fuzzing: one libFuzzer harness per parser layer, built with AddressSanitizer into its own
 # scratch path. fuzz-smoke runs each for FUZZ_SECONDS on seeds cut from captures/.

@@ -435,7 +435,8 @@ public struct SMTPSession: StreamConsumer {
         // Text is kept only where it is used: the greeting, EHLO keywords, the transcript.
         let wanted = !greetingSeen || record.transcript != nil
             || (pendingHead < pending.count && pending[pendingHead].kind == .ehlo)
-        if wanted {
+        // An endless reply costs no allocation per line past the kept ones.
+        if wanted && (reply!.lines.count < Self.maxKeywords + 1 || record.transcript != nil) {
             let text = line.count > 4 ? wireText(line[4...], limit: 200) : ""
             if reply!.lines.count < Self.maxKeywords + 1 { reply!.lines.append(text) }
             transcript(.serverToClient, meta, "\(code)\(more ? "-" : " ")\(text)")
