@@ -194,6 +194,7 @@ public enum JSONLinesReport {
             x.bool("complete", e.complete)
             if !e.maskedKeywords.isEmpty { x.strings("masked", e.maskedKeywords) }
         }
+        if r.ehloNotListed > 0 { o.int("ehlo_not_listed", r.ehloNotListed) }
         o.object("starttls") { s in
             s.bool("offered", r.starttls.offered)
             s.bool("requested", r.starttls.requested)

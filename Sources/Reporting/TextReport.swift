@@ -165,6 +165,11 @@ public struct TextReport {
             w.frame(e.frame)
             w.add("\n")
         }
+        if r.ehloNotListed > 0 {
+            w.add("  EHLO      ... and ")
+            w.int(r.ehloNotListed)
+            w.add(" more replies\n")
+        }
         if r.starttls.offered || r.starttls.requested {
             w.add("  STARTTLS  offered ")
             w.add(r.starttls.offered ? "yes" : "no")

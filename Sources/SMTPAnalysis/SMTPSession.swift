@@ -43,6 +43,8 @@ public struct SMTPSession: StreamConsumer {
     static let maxPending = 1000
     static let maxHeld = 64 * 1024
     static let maxKeywords = 64
+    /// EHLO replies kept per session; later ones are counted.
+    static let maxEHLOListed = 16
 
     public private(set) var record: SessionRecord
     let options: SessionOptions
@@ -80,6 +82,9 @@ public struct SMTPSession: StreamConsumer {
     var clientClosed = false
     var serverClosed = false
     var sawGap = false
+    /// Bytes of wire text kept: EHLO keywords listed, and the lines of the reply in progress.
+    var keptTextBytes = 0
+    var replyTextBytes = 0
 
     public init(info: ConnectionInfo, options: SessionOptions = SessionOptions()) {
         record = SessionRecord(info: info)
@@ -109,6 +114,7 @@ public struct SMTPSession: StreamConsumer {
             + pending.capacity * MemoryLayout<PendingCommand>.stride
             + record.messages.capacity * MemoryLayout<MessageFacts>.stride
             + (record.transcript?.count ?? 0) * 96
+            + keptTextBytes + replyTextBytes
     }
 
     public mutating func data(_ bytes: UnsafeRawBufferPointer, _ direction: Direction, _ meta: ChunkMeta) {
@@ -438,7 +444,10 @@ public struct SMTPSession: StreamConsumer {
         // An endless reply costs no allocation per line past the kept ones.
         if wanted && (reply!.lines.count < Self.maxKeywords + 1 || record.transcript != nil) {
             let text = line.count > 4 ? wireText(line[4...], limit: 200) : ""
-            if reply!.lines.count < Self.maxKeywords + 1 { reply!.lines.append(text) }
+            if reply!.lines.count < Self.maxKeywords + 1 {
+                reply!.lines.append(text)
+                replyTextBytes += text.utf8.count
+            }
             transcript(.serverToClient, meta, "\(code)\(more ? "-" : " ")\(text)")
         }
         reply!.lineCount += 1
@@ -451,6 +460,7 @@ public struct SMTPSession: StreamConsumer {
     }
 
     mutating func completeReply(_ reply: ReplyInProgress, _ meta: ChunkMeta) {
+        replyTextBytes = 0
         // The greeting: a 220 (or a refusal) before any other reply. A client may talk first,
         // and some servers send no greeting at all (the first reply then answers a command).
         let refusal = reply.code == 421 || reply.code == 554
@@ -508,8 +518,17 @@ public struct SMTPSession: StreamConsumer {
             // Only EHLO replies seen before TLS matter; after an accepted STARTTLS a server
             // must not offer it again.
             if record.tls?.started != true && !starttlsAccepted, starttls { record.starttls.offered = true }
-            record.ehlo.append(EHLOReply(frame: reply.frame, code: reply.code, keywords: keywords,
-                                         starttls: starttls, maskedKeywords: masked, complete: !reply.damaged))
+            if record.ehlo.count < Self.maxEHLOListed {
+                keptTextBytes += keywords.reduce(0) { $0 + $1.utf8.count } + masked.reduce(0) { $0 + $1.utf8.count }
+                record.ehlo.append(EHLOReply(frame: reply.frame, code: reply.code, keywords: keywords,
+                                             starttls: starttls, maskedKeywords: masked, complete: !reply.damaged))
+            } else {
+                // A client repeating EHLO without end: counted, not kept.
+                record.ehloNotListed += 1
+                let afterTLS = record.starttls.reply == 220 && record.starttls.frame.map { reply.frame > $0 } == true
+                if !starttls && !reply.damaged && !afterTLS { record.ehloNotListedWithoutSTARTTLS += 1 }
+                note("ehlo-replies-not-listed")
+            }
         case .helo:
             if reply.code / 100 == 2 && record.greeting != "EHLO" { record.greeting = "HELO" }
         case .starttls:

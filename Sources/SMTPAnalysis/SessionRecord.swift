@@ -102,6 +102,9 @@ public struct SessionRecord: Sendable {
     public var messages: [MessageFacts] = []
     /// Messages past the listing cap.
     public var messagesNotListed = 0
+    /// EHLO replies past the listing limit, and those of them without STARTTLS.
+    public var ehloNotListed = 0
+    public var ehloNotListedWithoutSTARTTLS = 0
     public var commands = 0
     public var anomalies: [String: Int] = [:]
     public var findings: [Finding] = []

@@ -49,6 +49,11 @@ extension SMTPSession {
             }
         }
 
+        if r.ehloNotListedWithoutSTARTTLS > 0 {
+            out.append(Finding(code: .starttlsMissing, frame: nil,
+                message: "\(r.ehloNotListedWithoutSTARTTLS) more EHLO repl(ies) without STARTTLS past the listing limit"))
+        }
+
         if r.starttls.requested, let code = r.starttls.reply, code != 220 {
             if r.starttls.offered && (code == 500 || code == 502) {
                 out.append(Finding(code: .starttlsStripped, frame: r.starttls.frame,

@@ -228,13 +228,18 @@ public final class Engine {
     /// one job.
     func analyzeFilesInParallel() throws(PcapError) {
         let files = options.files
+        let workers = min(options.jobs, files.count)
         var single = options
         single.jobs = 1
         single.progress = false
+        // The memory budget is shared: each job gets its part of the connections and buffers
+        // (so output can differ from one job's only where those limits are reached).
+        single.limits.maxConnections = max(64, options.limits.maxConnections / workers)
+        single.limits.maxHeldBytesTotal = options.limits.maxHeldBytesTotal / workers
+        single.limits.maxBufferedBytesTotal = options.limits.maxBufferedBytesTotal / workers
         let perFile = single
         let next = Atomic<Int>(0)
         let results = Mutex<[FileResult?]>(Array(repeating: nil, count: files.count))
-        let workers = min(options.jobs, files.count)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while !stopRequested.load(ordering: .relaxed) {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue

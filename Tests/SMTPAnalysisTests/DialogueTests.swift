@@ -1,3 +1,4 @@
+import TCPReassembly
 import SMTPAnalysis
 import Testing
 
@@ -266,6 +267,40 @@ struct DialogueTests {
         #expect(r.ehlo.count == 1)
         #expect(r.ehlo[0].keywords.count <= 64)
         #expect(r.anomalies["reply-over-10000-lines"] != nil)
+    }
+
+    @Test func endlessEHLOsAreCountedNotKept() {
+        // A client repeating EHLO: 16 replies are listed, the rest counted, and every reply
+        // without STARTTLS is still a finding (the unlisted ones in one).
+        var steps = [greeting]
+        for i in 0..<40 {
+            steps.append(.c("EHLO c\(i)\r\n"))
+            steps.append(.s("250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"))
+        }
+        let r = run(steps)
+        #expect(r.ehlo.count == 16)
+        #expect(r.ehloNotListed == 24)
+        #expect(r.ehloNotListedWithoutSTARTTLS == 24)
+        #expect(r.anomalies["ehlo-replies-not-listed"] == 24)
+        let missing = r.findings.filter { $0.code == .starttlsMissing }
+        #expect(missing.count == 17)
+        #expect(missing.contains { $0.frame == nil && $0.message.hasPrefix("24 more EHLO") })
+    }
+
+    @Test func keptWireTextCountsAgainstTheBufferBudget() {
+        // The EHLO keywords a session keeps and the reply lines in progress are buffers too.
+        var session = SMTPSession(info: info(serverPort: 25, handshake: true))
+        let before = session.bufferedBytes
+        let long = String(repeating: "K", count: 90)
+        var reply = "250-mx\r\n"
+        for _ in 0..<60 { reply += "250-\(long)\r\n" }
+        for step in [greeting, .c("EHLO c\r\n"), .s(reply)] {
+            step.bytes.withUnsafeBytes { session.data($0, step.direction, ChunkMeta(frame: 1, timestamp: .zero)) }
+        }
+        let midReply = session.bufferedBytes
+        #expect(midReply - before >= 60 * 90)
+        Array("250 END\r\n".utf8).withUnsafeBytes { session.data($0, .serverToClient, ChunkMeta(frame: 2, timestamp: .zero)) }
+        #expect(session.bufferedBytes - before >= 60 * 90)
     }
 
     @Test func hugeBDATIsCountedNotBuffered() {
