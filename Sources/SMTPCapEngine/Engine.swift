@@ -238,17 +238,22 @@ public final class Engine {
         single.limits.maxHeldBytesTotal = options.limits.maxHeldBytesTotal / workers
         single.limits.maxBufferedBytesTotal = options.limits.maxBufferedBytesTotal / workers
         let perFile = single
-        let next = Atomic<Int>(0)
-        let results = Mutex<[FileResult?]>(Array(repeating: nil, count: files.count))
+        // Shared by the workers through a class: the next file to take and the results.
+        final class Work: Sendable {
+            let next = Atomic<Int>(0)
+            let results: Mutex<[FileResult?]>
+            init(count: Int) { results = Mutex(Array(repeating: nil, count: count)) }
+        }
+        let work = Work(count: files.count)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while !stopRequested.load(ordering: .relaxed) {
-                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                let i = work.next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard i < files.count else { break }
                 let result = Engine.analyzeAlone(files[i], options: perFile)
-                results.withLock { $0[i] = result }
+                work.results.withLock { $0[i] = result }
             }
         }
-        let done = results.withLock { $0 }
+        let done = work.results.withLock { $0 }
         var opened = 0
         var lastError: PcapError?
         for result in done {
