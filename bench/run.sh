@@ -271,8 +271,25 @@ print(s["sessions"], c["evicted"], c.get("evicted_memory", 0), c["out_of_window"
         rows+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$m" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
             "$(json_get "$DATA/hostile-$m.json" packets)" $counts "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
     done
+    # The same with a smaller budget: --max-memory 64 must keep the peak under 64 MiB.
+    local small=${BENCH_HOSTILE_SMALL_MIB:-64}
+    for m in $modes; do
+        case $m in synflood|buffers) ;; *) continue ;; esac
+        local f=$DATA/hostile-$m.pcap verdict=ok
+        TIMED_STDOUT=$OUT/hostile.out timed "0 1" "$BIN" -r "$f" --json --max-memory "$small" || { verdict="FAIL: exit status $T_RC"; fail=1; }
+        local counts
+        counts=$(tail -n 1 "$OUT/hostile.out" | python3 -c '
+import json, sys
+s = json.load(sys.stdin); c = s["capture"]
+print(s["sessions"], c["evicted"], c.get("evicted_memory", 0), c["out_of_window"])' 2>/dev/null || echo "? ? ? ?")
+        if awk -v r="$T_RSS_MIB" -v m="$small" 'BEGIN { exit !(r > m) }'; then verdict="FAIL: peak RSS > $small MiB"; fail=1; fi
+        echo "bench:   $m --max-memory $small: exit $T_RC wall ${T_WALL}s rss ${T_RSS_MIB}MiB" >&2
+        # shellcheck disable=SC2086
+        rows+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$m, --max-memory $small" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
+            "$(json_get "$DATA/hostile-$m.json" packets)" $counts "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
+    done
     echo
-    echo "Hostile captures (smtpcap -r F --json; limit: peak RSS <= $max MiB, exit status 0 or 1):"
+    echo "Hostile captures (smtpcap -r F --json; limit: peak RSS <= $max MiB, or the --max-memory given; exit status 0 or 1):"
     echo
     echo "| capture | MiB | packets | sessions | evicted (table full) | evicted (memory) | out of window | exit | wall s | peak RSS MiB | result |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"

@@ -4,14 +4,14 @@ import PacketDecoding
 /// counted; none is fatal.
 public struct ReassemblyLimits: Sendable {
     /// Connections tracked at once; past it the least recently active are evicted.
-    public var maxConnections: Int = 65_536
+    public var maxConnections: Int = 39_594
     /// Out-of-order bytes held per direction.
     public var maxHeldBytesPerDirection: Int = 1 << 20
     /// Out-of-order bytes held across all connections.
-    public var maxHeldBytesTotal: Int = 32 << 20
+    public var maxHeldBytesTotal: Int = 29 << 20
     /// The consumers' buffers (`StreamConsumer.bufferedBytes`) across all connections; past
     /// it, the connection whose buffers just grew is evicted.
-    public var maxBufferedBytesTotal: Int = 32 << 20
+    public var maxBufferedBytesTotal: Int = 29 << 20
     /// A connection with no packet for this long (capture time) is ended.
     public var idleTimeoutSeconds: Int64 = 300
     /// A segment this far ahead of the next expected byte, which the peer has not
@@ -20,17 +20,19 @@ public struct ReassemblyLimits: Sendable {
 
     public init() {}
 
-    /// Limits that keep peak memory under about `mebibytes` MiB: about 2.3 KiB per tracked
-    /// connection (flow, SMTP machine and record at rest), an eighth of the budget for
-    /// out-of-order bytes and an eighth for the SMTP machines' buffers, the rest for the
-    /// process itself, finished sessions waiting to be printed and the summary (bench/README.md
-    /// shows the measured peaks). 256 MiB gives 65,536 connections and 32 MiB + 32 MiB.
+    /// Limits that keep an offline run's peak memory under about `mebibytes` MiB. The process
+    /// itself (runtime, libpcap, sessions waiting to be printed, the summary) takes about
+    /// 24 MiB; of the rest, half goes to tracked connections at about 3 KiB each (flow, SMTP
+    /// machine and record at rest, the evicted-key ring), an eighth to out-of-order bytes and
+    /// an eighth to the SMTP machines' buffers. 256 MiB gives 39,594 connections and 29 MiB +
+    /// 29 MiB. bench/run.sh hostile measures the peaks. A live capture adds libpcap's 32 MiB
+    /// kernel ring.
     public static func forMemory(mebibytes: Int) -> ReassemblyLimits {
         var l = ReassemblyLimits()
-        let mib = max(16, mebibytes)
-        l.maxConnections = max(64, mib * 256)
-        l.maxHeldBytesTotal = (mib << 20) / 8
-        l.maxBufferedBytesTotal = (mib << 20) / 8
+        let usable = max(8, mebibytes - 24)
+        l.maxConnections = max(64, usable * 1024 / 6)
+        l.maxHeldBytesTotal = (usable << 20) / 8
+        l.maxBufferedBytesTotal = (usable << 20) / 8
         l.maxHeldBytesPerDirection = min(l.maxHeldBytesPerDirection, l.maxHeldBytesTotal)
         return l
     }
@@ -211,6 +213,13 @@ public struct FlowTable<Factory: StreamFactory> {
     private var retired: [Bool] = []
     private var freeSlots: [Int] = []
     private var index = FlowIndex()
+    /// Connections evicted because the table was full, as 64-bit fingerprints of their keys
+    /// (`hashValue`: SipHash, seeded per process) in a ring four times the table's size: the
+    /// rest of such a connection is dropped (counted as stray), not taken for a new one, which
+    /// would evict another, and so on. About 24 bytes per entry.
+    private var evicted: Set<Int> = []
+    private var evictedRing: [Int] = []
+    private var evictedRingNext = 0
     private var heldTotal = 0
     private var bufferedTotal = 0
     private var nextID: UInt64 = 1
@@ -259,6 +268,14 @@ public struct FlowTable<Factory: StreamFactory> {
             if segment.flags.contains(.rst) || (segment.wirePayload == 0 && !segment.flags.contains(.syn)) {
                 if segment.wirePayload > 0 { stats.strayPackets += 1 }
                 return
+            }
+            if !evicted.isEmpty && evicted.contains(key.hashValue) {
+                if segment.flags.contains(.syn) && !segment.flags.contains(.ack) {
+                    evicted.remove(key.hashValue)  // a new connection on the same 4-tuple
+                } else {
+                    if segment.wirePayload > 0 { stats.strayPackets += 1 }
+                    return
+                }
             }
             slot = create(segment, payload: payload, key: key, meta: meta)
         }
@@ -332,7 +349,7 @@ public struct FlowTable<Factory: StreamFactory> {
         return slot
     }
 
-    private mutating func end(slot: Int, reason: CloseReason, meta: ChunkMeta) {
+    private mutating func end(slot: Int, reason: CloseReason, meta: ChunkMeta, rememberEviction: Bool = false) {
         guard var flow = slots[slot].take() else { return }
         heldTotal -= flow.heldBytes
         bufferedTotal -= flow.accountedBuffered
@@ -340,6 +357,7 @@ public struct FlowTable<Factory: StreamFactory> {
         flow.finish(reason, meta: meta)
         let (key, _) = FlowKey.canonical(source: flow.info.client, destination: flow.info.server)
         index.remove(key)
+        if rememberEviction { rememberEvicted(key) }
         ids[slot] = 0
         freeSlots.append(slot)
         if retired[slot] { return }  // reported when it was evicted
@@ -401,7 +419,20 @@ public struct FlowTable<Factory: StreamFactory> {
         let count = max(1, candidates.count / 8)
         for (_, _, slot) in candidates.prefix(count) {
             stats.evicted += 1
-            end(slot: slot, reason: .evicted, meta: ChunkMeta(frame: 0, timestamp: now))
+            end(slot: slot, reason: .evicted, meta: ChunkMeta(frame: 0, timestamp: now), rememberEviction: true)
+        }
+    }
+
+    private mutating func rememberEvicted(_ key: FlowKey) {
+        let fingerprint = key.hashValue
+        guard evicted.insert(fingerprint).inserted else { return }
+        let capacity = max(256, limits.maxConnections * 4)
+        if evictedRing.count < capacity {
+            evictedRing.append(fingerprint)
+        } else {
+            evicted.remove(evictedRing[evictedRingNext])
+            evictedRing[evictedRingNext] = fingerprint
+            evictedRingNext = (evictedRingNext + 1) % capacity
         }
     }
 

@@ -79,7 +79,7 @@ struct SMTPCapCommand: ParsableCommand {
         valueName: "MiB"))
     var maxMemory: Int = 256
 
-    @Option(name: .long, help: ArgumentHelp("Connections tracked at once (default: 256 per MiB of --max-memory).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Connections tracked at once (default: set by --max-memory, 39594 at 256).", valueName: "n"))
     var maxConnections: Int?
 
     @Option(name: .long, help: ArgumentHelp("Out-of-order bytes held per connection direction. (default: 1048576)", valueName: "bytes"))
@@ -107,7 +107,7 @@ struct SMTPCapCommand: ParsableCommand {
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
         if idleTimeout < 1 { throw ValidationError("--idle-timeout must be at least 1") }
-        if maxMemory < 32 || maxMemory > 1 << 20 { throw ValidationError("--max-memory must be between 32 and 1048576 (MiB)") }
+        if maxMemory < 48 || maxMemory > 1 << 20 { throw ValidationError("--max-memory must be between 48 and 1048576 (MiB)") }
         if let jobs, jobs < 1 || jobs > 256 { throw ValidationError("--jobs must be between 1 and 256") }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         if let maxHeldBytes, maxHeldBytes < 0 { throw ValidationError("--max-held-bytes must not be negative") }

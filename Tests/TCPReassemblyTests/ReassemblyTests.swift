@@ -217,6 +217,33 @@ struct ReassemblyTests {
         #expect(table.stats.connections == 10_000)
     }
 
+    @Test func restOfAnEvictedConnectionIsDropped() {
+        // Connections evicted because the table is full: their later data is stray, not a new
+        // connection (which would evict another, and so on); a new SYN on the tuple is new.
+        var limits = ReassemblyLimits()
+        limits.maxConnections = 8
+        var table = FlowTable(factory: RecordingFactory(), limits: limits, serverPorts: [25])
+        let data = [UInt8]("MAIL FROM:<a@b>\r\n".utf8)
+        func send(_ i: Int, _ flags: TCPFlags, sequence: UInt32, payload: [UInt8]) {
+            let source = Endpoint(address: IPAddress(ipv4: 0xc633_6400 + UInt32(i)), port: 40_000)
+            let segment = TCPSegment(source: source, destination: serverEndpoint, sequence: sequence, acknowledgment: 0,
+                                     flags: flags, payloadOffset: 0, capturedPayload: payload.count, wirePayload: payload.count)
+            payload.withUnsafeBytes { table.process(segment, frame: $0, meta: ChunkMeta(frame: 1, timestamp: Timestamp(seconds: 1000, nanoseconds: Int32(i)))) }
+        }
+        for i in 0..<40 { send(i, [.syn], sequence: 100, payload: []) }
+        let evicted = table.stats.evicted
+        #expect(evicted >= 32)
+        #expect(table.stats.connections == 40)
+        // Data on the first (evicted) connections: dropped.
+        for i in 0..<8 { send(i, [.psh], sequence: 101, payload: data) }
+        #expect(table.stats.connections == 40)
+        #expect(table.stats.strayPackets == 8)
+        #expect(table.stats.evicted == evicted)
+        // A new SYN on an evicted tuple starts a new connection.
+        send(0, [.syn], sequence: 5_000, payload: [])
+        #expect(table.stats.connections == 41)
+    }
+
     @Test func consumersBuffersAreBudgeted() {
         var limits = ReassemblyLimits()
         limits.maxBufferedBytesTotal = 10_000
@@ -253,11 +280,16 @@ struct ReassemblyTests {
     @Test func memoryBudgetScalesTheLimits() {
         let small = ReassemblyLimits.forMemory(mebibytes: 64)
         let large = ReassemblyLimits.forMemory(mebibytes: 256)
-        #expect(large.maxConnections == 65_536)
-        #expect(small.maxConnections == 16_384)
-        #expect(large.maxHeldBytesTotal + large.maxBufferedBytesTotal == 64 << 20)
-        #expect(small.maxHeldBytesTotal == 8 << 20)
+        #expect(large.maxConnections == 39_594)
+        #expect(small.maxConnections == 6_826)
+        #expect(large.maxHeldBytesTotal + large.maxBufferedBytesTotal == 58 << 20)
+        #expect(small.maxHeldBytesTotal == 5 << 20)
         #expect(small.maxHeldBytesPerDirection <= small.maxHeldBytesTotal)
+        // The defaults are the 256 MiB budget's.
+        let defaults = ReassemblyLimits()
+        #expect(defaults.maxConnections == large.maxConnections)
+        #expect(defaults.maxHeldBytesTotal == large.maxHeldBytesTotal)
+        #expect(defaults.maxBufferedBytesTotal == large.maxBufferedBytesTotal)
     }
 
     @Test func outOfOrderBytesAreCapped() {
