@@ -251,52 +251,46 @@ flat() {
     echo "bench: peak RSS flat ($first MiB -> $last MiB)"
 }
 
+# hostile_run MODE LIMIT_MIB [SMTPCAP ARGS...]: one run of smtpcap on a hostile capture; appends
+# a row to ROWS; sets FAIL when the exit status or the peak RSS is out of bounds.
+hostile_run() {
+    local m=$1 limit=$2; shift 2
+    local f=$DATA/hostile-$m.pcap verdict=ok label=$m counts
+    [ $# -eq 0 ] || label="$m, $*"
+    TIMED_STDOUT=$OUT/hostile.out timed "0 1" "$BIN" -r "$f" --json "$@" || { verdict="FAIL: exit status $T_RC"; FAIL=1; }
+    counts=$(tail -n 1 "$OUT/hostile.out" | python3 -c '
+import json, sys
+s = json.load(sys.stdin); c = s["capture"]
+print(s["sessions"], c["evicted"], c.get("evicted_memory", 0), c["out_of_window"])' 2>/dev/null || echo "? ? ? ?")
+    if awk -v r="$T_RSS_MIB" -v m="$limit" 'BEGIN { exit !(r > m) }'; then verdict="FAIL: peak RSS > $limit MiB"; FAIL=1; fi
+    echo "bench:   $label: exit $T_RC wall ${T_WALL}s rss ${T_RSS_MIB}MiB" >&2
+    # shellcheck disable=SC2086
+    ROWS+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$label" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
+        "$(json_get "$DATA/hostile-$m.json" packets)" $counts "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
+}
+
 hostile() {
-    local modes=${BENCH_HOSTILE:-synflood longline endless-reply bdat-huge ooo-far buffers} m fail=0
-    local max=${BENCH_HOSTILE_MAX_RSS_MIB:-256}
-    local rows=()
+    local modes=${BENCH_HOSTILE:-synflood longline endless-reply bdat-huge ooo-far buffers} m
+    local max=${BENCH_HOSTILE_MAX_RSS_MIB:-256} small=${BENCH_HOSTILE_SMALL_MIB:-64}
+    ROWS=()
+    FAIL=0
     for m in $modes; do
         capture "hostile-$m" --seed "$SEED" --hostile "$m"
-        local f=$DATA/hostile-$m.pcap
-        cat "$f" > /dev/null
-        local verdict=ok
-        TIMED_STDOUT=$OUT/hostile.out timed "0 1" "$BIN" -r "$f" --json || { verdict="FAIL: exit status $T_RC"; fail=1; }
-        local counts
-        counts=$(tail -n 1 "$OUT/hostile.out" | python3 -c '
-import json, sys
-s = json.load(sys.stdin); c = s["capture"]
-print(s["sessions"], c["evicted"], c.get("evicted_memory", 0), c["out_of_window"])' 2>/dev/null || echo "? ? ? ?")
-        if awk -v r="$T_RSS_MIB" -v m="$max" 'BEGIN { exit !(r > m) }'; then verdict="FAIL: peak RSS > $max MiB"; fail=1; fi
-        echo "bench:   $m: exit $T_RC wall ${T_WALL}s rss ${T_RSS_MIB}MiB" >&2
-        # shellcheck disable=SC2086
-        rows+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$m" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
-            "$(json_get "$DATA/hostile-$m.json" packets)" $counts "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
+        cat "$DATA/hostile-$m.pcap" > /dev/null
+        hostile_run "$m" "$max"
     done
     # The same with a smaller budget: --max-memory 64 must keep the peak under 64 MiB.
-    local small=${BENCH_HOSTILE_SMALL_MIB:-64}
     for m in $modes; do
-        case $m in synflood|buffers) ;; *) continue ;; esac
-        local f=$DATA/hostile-$m.pcap verdict=ok
-        TIMED_STDOUT=$OUT/hostile.out timed "0 1" "$BIN" -r "$f" --json --max-memory "$small" || { verdict="FAIL: exit status $T_RC"; fail=1; }
-        local counts
-        counts=$(tail -n 1 "$OUT/hostile.out" | python3 -c '
-import json, sys
-s = json.load(sys.stdin); c = s["capture"]
-print(s["sessions"], c["evicted"], c.get("evicted_memory", 0), c["out_of_window"])' 2>/dev/null || echo "? ? ? ?")
-        if awk -v r="$T_RSS_MIB" -v m="$small" 'BEGIN { exit !(r > m) }'; then verdict="FAIL: peak RSS > $small MiB"; fail=1; fi
-        echo "bench:   $m --max-memory $small: exit $T_RC wall ${T_WALL}s rss ${T_RSS_MIB}MiB" >&2
-        # shellcheck disable=SC2086
-        rows+=("$(printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$m, --max-memory $small" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { print b / 1048576 }')" \
-            "$(json_get "$DATA/hostile-$m.json" packets)" $counts "$T_RC" "$T_WALL" "$T_RSS_MIB" "$verdict")")
+        case $m in synflood|buffers) hostile_run "$m" "$small" --max-memory "$small" ;; esac
     done
     echo
     echo "Hostile captures (smtpcap -r F --json; limit: peak RSS <= $max MiB, or the --max-memory given; exit status 0 or 1):"
     echo
     echo "| capture | MiB | packets | sessions | evicted (table full) | evicted (memory) | out of window | exit | wall s | peak RSS MiB | result |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    printf '%s\n' "${rows[@]}"
+    printf '%s\n' "${ROWS[@]}"
     echo
-    [ "$fail" = 0 ] || die "hostile captures: at least one run failed (see the table)"
+    [ "$FAIL" = 0 ] || die "hostile captures: at least one run failed (see the table)"
 }
 
 # Heap allocations, counted by a malloc interposer: per session on the usual mix, and per
