@@ -75,12 +75,12 @@ struct LiveCaptureTests {
             cap.standardOutput = try FileHandle(forWritingTo: out)
             cap.standardError = try FileHandle(forWritingTo: err)
             try cap.run()
-            let ready = Date().addingTimeInterval(20)
-            while !(String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self).contains("listening on lo")) {
-                guard Date() < ready, cap.isRunning else {
-                    throw CocoaError(.fileReadUnknown, userInfo: ["smtpcap did not start": String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self)])
-                }
-                usleep(20_000)
+            let errURL = err, cap = cap
+            let listening = E2E.waitUntil(seconds: 20) {
+                !cap.isRunning || String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self).contains("listening on lo")
+            }
+            guard listening, cap.isRunning else {
+                throw CocoaError(.fileReadUnknown, userInfo: ["smtpcap did not start": String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self)])
             }
         }
 
@@ -105,9 +105,8 @@ struct LiveCaptureTests {
 
         /// Waits for smtpcap to stop by itself; its output as a result.
         func finish(within seconds: Double) -> (stopped: Bool, result: E2E.Result) {
-            let done = Date().addingTimeInterval(seconds)
-            while cap.isRunning && Date() < done { usleep(20_000) }
-            let stopped = !cap.isRunning
+            let cap = cap
+            let stopped = E2E.waitUntil(seconds: seconds) { !cap.isRunning }
             if !stopped { cap.terminate() }
             cap.waitUntilExit()
             let text = String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self)
@@ -197,8 +196,7 @@ struct LiveCaptureTests {
         try p.run()
         usleep(700_000)
         p.terminate()  // SIGTERM
-        let deadline = Date().addingTimeInterval(10)
-        while p.isRunning && Date() < deadline { usleep(20_000) }
+        E2E.waitUntil(seconds: 10) { !p.isRunning }
         if p.isRunning {
             kill(p.processIdentifier, SIGKILL)
             Issue.record("SIGTERM did not end the capture")

@@ -32,6 +32,19 @@ enum E2E {
         var summary: [String: Any]? { json.first { $0["type"] as? String == "summary" } }
     }
 
+    /// Polls `condition` every 20 ms until it holds or `seconds` have passed; says whether it
+    /// held. The one place tests wait: a deadline so that a stuck child process cannot hang the
+    /// run, never a measure of speed.
+    @discardableResult
+    static func waitUntil(seconds: TimeInterval, _ condition: () -> Bool) -> Bool {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        while !condition() {
+            if DispatchTime.now().uptimeNanoseconds >= deadline { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
     static func run(_ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 120) throws -> Result {
         try runProgram(binary, arguments, stdin: stdin, timeout: timeout)
     }
@@ -57,8 +70,7 @@ enum E2E {
             p.standardInput = FileHandle.nullDevice
         }
         try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(20_000) }
+        waitUntil(seconds: timeout) { !p.isRunning }
         if p.isRunning { p.terminate() }
         p.waitUntilExit()
         return Result(status: p.terminationStatus,
