@@ -445,6 +445,7 @@ public struct SMTPSession: StreamConsumer {
         if wanted && (reply!.lines.count < Self.maxKeywords + 1 || record.transcript != nil) {
             let text = line.count > 4 ? wireText(line[4...], limit: 200) : ""
             if reply!.lines.count < Self.maxKeywords + 1 {
+                if reply!.lines.isEmpty { reply!.lines.reserveCapacity(16) }  // one allocation for a typical EHLO reply
                 reply!.lines.append(text)
                 replyTextBytes += text.utf8.count
             }
