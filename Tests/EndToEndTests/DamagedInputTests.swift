@@ -103,4 +103,79 @@ struct DamagedInputTests {
         // Output stays pure ASCII whatever the bytes were.
         #expect(r.stdout.utf8.allSatisfy { $0 < 0x80 })
     }
+    /// A minimal classic pcap writer (Ethernet, IPv4, TCP) for crafted hostile traffic.
+    struct PcapWriter {
+        var bytes: [UInt8] = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0]
+        var clock: UInt32 = 0
+
+        static func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)] }
+        static func be16(_ v: Int) -> [UInt8] { [UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
+        static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
+
+        mutating func tcp(from: (UInt32, Int), to: (UInt32, Int), seq: UInt32, ack: UInt32, flags: UInt8, _ payload: [UInt8] = []) {
+            clock += 1
+            var frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+            frame += [0x45, 0] + Self.be16(40 + payload.count) + [0, 0, 0x40, 0, 64, 6, 0, 0]
+            frame += Self.be32(from.0) + Self.be32(to.0)
+            frame += Self.be16(from.1) + Self.be16(to.1) + Self.be32(seq) + Self.be32(ack) + [0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
+            frame += payload
+            bytes += Self.le32(1_767_225_600 + clock / 1000) + Self.le32((clock % 1000) * 1000)
+            bytes += Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
+        }
+    }
+
+    /// 400 connections at once, each sending DATA and 60,000 bytes before the server's 354 (so
+    /// the SMTP machine holds them): 24 MB of buffers against the 3 MiB a 48 MiB budget allows.
+    /// The budget must evict and report them, and count it, through the real command line.
+    @Test func buffersPastTheMemoryBudgetAreEvictedAndReported() throws {
+        var w = PcapWriter()
+        let mx: (UInt32, Int) = (0xcb00_7119, 25)
+        let clients = (0..<400).map { (UInt32(0xc633_6400) + UInt32($0 % 250), 1024 + $0) }
+        var cseq = [UInt32](repeating: 1000, count: clients.count), sseq = [UInt32](repeating: 9000, count: clients.count)
+        func client(_ i: Int, _ payload: [UInt8]) {
+            w.tcp(from: clients[i], to: mx, seq: cseq[i], ack: sseq[i], flags: 0x18, payload)
+            cseq[i] &+= UInt32(payload.count)
+        }
+        func server(_ i: Int, _ text: String) {
+            let payload = Array(text.utf8)
+            w.tcp(from: mx, to: clients[i], seq: sseq[i], ack: cseq[i], flags: 0x18, payload)
+            sseq[i] &+= UInt32(payload.count)
+        }
+        for i in clients.indices {
+            w.tcp(from: clients[i], to: mx, seq: cseq[i] &- 1, ack: 0, flags: 0x02)
+            w.tcp(from: mx, to: clients[i], seq: sseq[i] &- 1, ack: cseq[i], flags: 0x12)
+            server(i, "220 mx.example.org ESMTP\r\n")
+            client(i, Array("EHLO c\r\n".utf8))
+            server(i, "250-mx.example.org\r\n250 PIPELINING\r\n")
+            client(i, Array("MAIL FROM:<a@example.net>\r\n".utf8))
+            server(i, "250 ok\r\n")
+            client(i, Array("RCPT TO:<b@example.org>\r\n".utf8))
+            server(i, "250 ok\r\n")
+            client(i, Array("DATA\r\n".utf8))
+        }
+        // Content before any 354, interleaved across the connections, 1,200 bytes a segment.
+        let chunk = [UInt8](repeating: 0x61, count: 1_198) + [0x0d, 0x0a]
+        for _ in 0..<50 {
+            for i in clients.indices { client(i, chunk) }
+        }
+        let path = tempPath("held-buffers.pcap")
+        try Data(w.bytes).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+
+        let r = try E2E.run(["-r", path.path, "--json", "--max-memory", "48"])
+        #expect(r.status == 0 || r.status == 1, "\(r.stderr)")
+        let capture = try #require(r.summary?["capture"] as? [String: Any])
+        let evicted = try #require(capture["evicted_memory"] as? Int)
+        #expect(evicted > 300)
+        #expect(capture["connections"] as? Int == 400)
+        #expect((capture["stray_packets"] as? Int ?? 0) > 0)
+        // Every connection is reported once; the evicted ones say so.
+        #expect(r.sessions.count == 400)
+        #expect(r.sessions.filter { $0["close"] as? String == "evicted" }.count == evicted)
+        // With room for them (buffers grow by doubling: about 26 MB here) nothing is evicted.
+        let roomy = try E2E.run(["-r", path.path, "--json", "--max-memory", "512"])
+        let roomyCapture = try #require(roomy.summary?["capture"] as? [String: Any])
+        #expect(roomyCapture["evicted_memory"] as? Int == 0)
+        #expect(roomy.sessions.count == 400)
+    }
 }
