@@ -197,9 +197,16 @@ public final class Engine {
             if error.kind == .badFilter { throw error }
             return error
         }
+        guard LinkType(dlt: source.datalink) != nil else {
+            return Engine.unsupportedLinkType(path, source)
+        }
         capture.files.append(path == "-" ? "<stdin>" : path)
         try analyze(source, name: path, fileLabel: label)
         return nil
+    }
+
+    static func unsupportedLinkType(_ name: String, _ source: PcapSource) -> PcapError {
+        PcapError(.other, "\(name): link type \(source.datalinkName) is not supported (Ethernet, Linux cooked, loopback and raw IP are)")
     }
 
     // MARK: - Several files at once (--jobs)
@@ -234,7 +241,7 @@ public final class Engine {
         single.progress = false
         // The memory budget is shared: each job gets its part of the connections and buffers
         // (so output can differ from one job's only where those limits are reached).
-        single.limits.maxConnections = max(64, options.limits.maxConnections / workers)
+        single.limits.maxConnections = max(1, options.limits.maxConnections / workers)
         single.limits.maxHeldBytesTotal = options.limits.maxHeldBytesTotal / workers
         single.limits.maxBufferedBytesTotal = options.limits.maxBufferedBytesTotal / workers
         let perFile = single
@@ -244,33 +251,54 @@ public final class Engine {
             let results: Mutex<[FileResult?]>
             init(count: Int) { results = Mutex(Array(repeating: nil, count: count)) }
         }
-        let work = Work(count: files.count)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while !stopRequested.load(ordering: .relaxed) {
-                let i = work.next.wrappingAdd(1, ordering: .relaxed).oldValue
-                guard i < files.count else { break }
-                let result = Engine.analyzeAlone(files[i], options: perFile)
-                work.results.withLock { $0[i] = result }
-            }
-        }
-        let done = work.results.withLock { $0 }
         var opened = 0
         var lastError: PcapError?
-        for result in done {
-            guard let result else { continue }  // stopped before this file
-            Engine.copyTemporary(result.warnings, to: errors)
-            if let error = result.error {
-                if error.kind == .badFilter { throw error }
-                lastError = error
-                warn(error.message)
-                continue
+        // Batches of a few files per job: each batch's reports are printed (and their
+        // temporary files closed) before the next starts, so open files stay few.
+        let batchSize = workers * 4
+        var batchStart = 0
+        while batchStart < files.count && !stopRequested.load(ordering: .relaxed) {
+            let batch = Array(files[batchStart..<min(files.count, batchStart + batchSize)])
+            batchStart += batch.count
+            let work = Work(count: batch.count)
+            DispatchQueue.concurrentPerform(iterations: min(workers, batch.count)) { _ in
+                while !stopRequested.load(ordering: .relaxed) {
+                    let i = work.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    guard i < batch.count else { break }
+                    let result = Engine.analyzeAlone(batch[i], options: perFile)
+                    work.results.withLock { $0[i] = result }
+                }
             }
-            opened += 1
-            Engine.copyTemporary(result.report, to: output)
-            summary.merge(result.summary)
-            capture.merge(result.capture)
-            warnings += result.warningList
-            reported += result.summary.sessions
+            let done = work.results.withLock { $0 }
+            for (i, result) in done.enumerated() {
+                guard let result else { continue }  // stopped before this file
+                let failure: PcapError?
+                if result.report < 0 || result.warnings < 0 {
+                    // No temporary file to stage in: analyze this one here, in its turn.
+                    if result.report >= 0 { close(result.report) }
+                    if result.warnings >= 0 { close(result.warnings) }
+                    failure = try analyzeFile(batch[i], label: batch[i])
+                } else {
+                    Engine.copyTemporary(result.warnings, to: errors)
+                    failure = result.error
+                    if failure == nil {
+                        Engine.copyTemporary(result.report, to: output)
+                        summary.merge(result.summary)
+                        capture.merge(result.capture)
+                        warnings += result.warningList
+                        reported += result.summary.sessions
+                    } else {
+                        close(result.report)
+                    }
+                }
+                if let failure {
+                    if failure.kind == .badFilter { throw failure }
+                    lastError = failure
+                    warn(failure.message)
+                } else {
+                    opened += 1
+                }
+            }
         }
         if opened == 0, let lastError {
             throw PcapError(lastError.kind, lastError.message)
@@ -279,6 +307,10 @@ public final class Engine {
 
     static func analyzeAlone(_ path: String, options: EngineOptions) -> FileResult {
         let report = temporaryFile(), warnings = temporaryFile()
+        guard report >= 0, warnings >= 0 else {
+            return FileResult(report: report, warnings: warnings, summary: CaptureSummary(), capture: CaptureFacts(),
+                              warningList: [], error: nil)
+        }
         let engine = Engine(options: options, output: ReportOutput(fd: report), errors: ReportOutput(fd: warnings, autoFlush: true))
         var error: PcapError?
         do {
@@ -323,7 +355,7 @@ public final class Engine {
 
     func analyze(_ source: PcapSource, name: String, fileLabel: String?) throws(PcapError) {
         guard let link = LinkType(dlt: source.datalink) else {
-            throw PcapError(.other, "\(name): link type \(source.datalinkName) is not supported (Ethernet, Linux cooked, loopback and raw IP are)")
+            throw Engine.unsupportedLinkType(name, source)
         }
         let decoder = PacketDecoder(linkType: link)
         let filterPorts = options.filter == nil && !source.isLive

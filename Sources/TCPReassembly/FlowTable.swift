@@ -10,7 +10,7 @@ public struct ReassemblyLimits: Sendable {
     /// Out-of-order bytes held across all connections.
     public var maxHeldBytesTotal: Int = 29 << 20
     /// The consumers' buffers (`StreamConsumer.bufferedBytes`) across all connections; past
-    /// it, the connection whose buffers just grew is evicted.
+    /// it, the connections holding the most are evicted until an eighth of it is free.
     public var maxBufferedBytesTotal: Int = 29 << 20
     /// A connection with no packet for this long (capture time) is ended.
     public var idleTimeoutSeconds: Int64 = 300
@@ -217,11 +217,15 @@ public struct FlowTable<Factory: StreamFactory> {
     /// (`hashValue`: SipHash, seeded per process) in a ring four times the table's size: the
     /// rest of such a connection is dropped (counted as stray), not taken for a new one, which
     /// would evict another, and so on. About 24 bytes per entry.
-    private var evicted: Set<Int> = []
+    /// Fingerprint -> its position in the ring (a fingerprint forgotten or evicted again is
+    /// not dropped when an older ring entry of it is overwritten).
+    private var evicted: [Int: Int] = [:]
     private var evictedRing: [Int] = []
     private var evictedRingNext = 0
     private var heldTotal = 0
     private var bufferedTotal = 0
+    /// Per slot: the consumer's buffered bytes as counted in `bufferedTotal`.
+    private var buffered: [Int] = []
     private var nextID: UInt64 = 1
     private var lastExpiryCheck: Int64 = Int64.min
     private var now = Timestamp.zero
@@ -269,9 +273,9 @@ public struct FlowTable<Factory: StreamFactory> {
                 if segment.wirePayload > 0 { stats.strayPackets += 1 }
                 return
             }
-            if !evicted.isEmpty && evicted.contains(key.hashValue) {
+            if !evicted.isEmpty && evicted[key.hashValue] != nil {
                 if segment.flags.contains(.syn) && !segment.flags.contains(.ack) {
-                    evicted.remove(key.hashValue)  // a new connection on the same 4-tuple
+                    evicted[key.hashValue] = nil  // a new connection on the same 4-tuple
                 } else {
                     if segment.wirePayload > 0 { stats.strayPackets += 1 }
                     return
@@ -289,14 +293,30 @@ public struct FlowTable<Factory: StreamFactory> {
             heldTotal -= outcome.heldBeforeFlush
         }
         bufferedTotal += outcome.bufferedDelta
+        buffered[slot] += outcome.bufferedDelta
         if segment.flags.contains(.rst) {
             end(slot: slot, reason: .rst, meta: meta)
-        } else if bufferedTotal > limits.maxBufferedBytesTotal && outcome.bufferedDelta > 0 {
-            // Buffers across connections passed their budget, and this one just grew.
-            stats.evictedForMemory += 1
-            retire(slot: slot, meta: meta)
         } else if outcome.bothClosed {
             end(slot: slot, reason: .fin, meta: meta)
+        } else if bufferedTotal > limits.maxBufferedBytesTotal {
+            retireLargest(meta: meta)
+        }
+    }
+
+    /// The consumers' buffers passed their budget: the connections holding the most are
+    /// reported as evicted and retired until an eighth of the budget is free (so this runs
+    /// once per eighth of growth, not per packet).
+    private mutating func retireLargest(meta: ChunkMeta) {
+        var holders: [(bytes: Int, slot: Int)] = []
+        for slot in buffered.indices where buffered[slot] > 0 && ids[slot] != 0 && !retired[slot] {
+            holders.append((buffered[slot], slot))
+        }
+        holders.sort { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : ids[$0.slot] < ids[$1.slot] }
+        let target = limits.maxBufferedBytesTotal - limits.maxBufferedBytesTotal / 8
+        for holder in holders {
+            if bufferedTotal <= target { break }
+            stats.evictedForMemory += 1
+            retire(slot: holder.slot, meta: meta)
         }
     }
 
@@ -337,12 +357,14 @@ public struct FlowTable<Factory: StreamFactory> {
             lastSeen[free] = meta.timestamp
             ids[free] = info.id
             retired[free] = false
+            buffered[free] = 0
             slot = free
         } else {
             slots.append(flow)
             lastSeen.append(meta.timestamp)
             ids.append(info.id)
             retired.append(false)
+            buffered.append(0)
             slot = slots.count - 1
         }
         index.insert(key, slot: slot)
@@ -353,6 +375,7 @@ public struct FlowTable<Factory: StreamFactory> {
         guard var flow = slots[slot].take() else { return }
         heldTotal -= flow.heldBytes
         bufferedTotal -= flow.accountedBuffered
+        buffered[slot] = 0
         stats.outOfWindow += UInt64(flow.client.stats.outOfWindow + flow.server.stats.outOfWindow)
         flow.finish(reason, meta: meta)
         let (key, _) = FlowKey.canonical(source: flow.info.client, destination: flow.info.server)
@@ -370,6 +393,7 @@ public struct FlowTable<Factory: StreamFactory> {
         guard var flow = slots[slot].take() else { return }
         heldTotal -= flow.heldBytes
         bufferedTotal -= flow.accountedBuffered
+        buffered[slot] = 0
         stats.outOfWindow += UInt64(flow.client.stats.outOfWindow + flow.server.stats.outOfWindow)
         flow.finish(.evicted, meta: meta)
         let (client, server) = (flow.client.stats, flow.server.stats)
@@ -404,36 +428,44 @@ public struct FlowTable<Factory: StreamFactory> {
         guard !stale.isEmpty else { return }
         stale.sort { ids[$0] < ids[$1] }
         for slot in stale {
-            stats.expired += 1
+            if !retired[slot] { stats.expired += 1 }  // a retired one was counted when evicted
             end(slot: slot, reason: .idle, meta: ChunkMeta(frame: 0, timestamp: now))
         }
     }
 
     /// The table is full: end the least recently active eighth of it in one pass, so a flood
-    /// of new connections costs amortised O(1) per packet.
+    /// of new connections costs amortised O(1) per packet. Connections already retired (reported
+    /// when their buffers were evicted) go first and are not counted again.
     private mutating func evictOldest() {
-        var candidates: [(Timestamp, UInt64, Int)] = []
+        var candidates: [(retired: Bool, seen: Timestamp, id: UInt64, slot: Int)] = []
         candidates.reserveCapacity(index.count)
-        for slot in ids.indices where ids[slot] != 0 { candidates.append((lastSeen[slot], ids[slot], slot)) }
-        candidates.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        for slot in ids.indices where ids[slot] != 0 { candidates.append((!retired[slot], lastSeen[slot], ids[slot], slot)) }
+        candidates.sort { a, b in
+            if a.retired != b.retired { return !a.retired }  // field holds "not retired": retired first
+            return a.seen != b.seen ? a.seen < b.seen : a.id < b.id
+        }
         let count = max(1, candidates.count / 8)
-        for (_, _, slot) in candidates.prefix(count) {
-            stats.evicted += 1
-            end(slot: slot, reason: .evicted, meta: ChunkMeta(frame: 0, timestamp: now), rememberEviction: true)
+        for candidate in candidates.prefix(count) {
+            if !retired[candidate.slot] { stats.evicted += 1 }
+            end(slot: candidate.slot, reason: .evicted, meta: ChunkMeta(frame: 0, timestamp: now), rememberEviction: true)
         }
     }
 
     private mutating func rememberEvicted(_ key: FlowKey) {
         let fingerprint = key.hashValue
-        guard evicted.insert(fingerprint).inserted else { return }
         let capacity = max(256, limits.maxConnections * 4)
+        let position: Int
         if evictedRing.count < capacity {
+            position = evictedRing.count
             evictedRing.append(fingerprint)
         } else {
-            evicted.remove(evictedRing[evictedRingNext])
-            evictedRing[evictedRingNext] = fingerprint
+            position = evictedRingNext
+            let old = evictedRing[position]
+            if evicted[old] == position { evicted[old] = nil }
+            evictedRing[position] = fingerprint
             evictedRingNext = (evictedRingNext + 1) % capacity
         }
+        evicted[fingerprint] = position
     }
 
     /// Ends every open connection (end of capture), oldest first.

@@ -97,9 +97,14 @@ struct CommandLineTests {
         let cut = FileManager.default.temporaryDirectory.appendingPathComponent("cut-\(UUID().uuidString).pcap")
         try source.prefix(source.count - 37).write(to: cut)
         defer { try? FileManager.default.removeItem(at: cut) }
+        // And a capture of a link type smtpcap does not read (802.11): a warning, not the end.
+        let wifi = FileManager.default.temporaryDirectory.appendingPathComponent("wifi-\(UUID().uuidString).pcap")
+        try Data([0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 105, 0, 0, 0]).write(to: wifi)
+        defer { try? FileManager.default.removeItem(at: wifi) }
         var inputs = files.map { E2E.captures.appendingPathComponent($0).path }
         inputs.insert(cut.path, at: 3)
         inputs.insert("/nonexistent/missing.pcap", at: 7)
+        inputs.insert(wifi.path, at: 12)
         let reads = inputs.flatMap { ["-r", $0] }
         for format in [[], ["--json"]] {
             let one = try E2E.run(reads + format + ["-j", "1"])
@@ -110,9 +115,10 @@ struct CommandLineTests {
             #expect(three.stderr == one.stderr)
             #expect(one.stderr.contains("missing.pcap"))
             #expect(one.stderr.contains("analyzed what came before the damage"))
+            #expect(one.stderr.contains("is not supported"))
         }
         let json = try E2E.run(reads + ["--json", "-j", "2"])
-        #expect(json.summary?["files"] as? [String] == inputs.filter { !$0.hasPrefix("/nonexistent") })
+        #expect(json.summary?["files"] as? [String] == inputs.filter { !$0.hasPrefix("/nonexistent") && $0 != wifi.path })
         #expect(json.sessions.count == json.summary?["sessions"] as? Int)
     }
 

@@ -260,21 +260,48 @@ struct ReassemblyTests {
             [UInt8]().withUnsafeBytes { table.process(syn, frame: $0, meta: meta) }
             chunk.withUnsafeBytes { table.process(data, frame: $0, meta: meta) }
         }
-        // The first three fit (9,000 bytes); each later one passes the budget and is evicted:
-        // its session is ended and reported, marked, with what it had.
-        #expect(table.stats.evictedForMemory == 5)
+        // Past 10,000 bytes the largest holders (oldest first among equals) are evicted until
+        // an eighth of the budget is free: connections 0 and 1 at the fourth, 2 and 3 at the
+        // sixth, 4 and 5 at the eighth. Each is ended and reported, marked, with what it had.
+        #expect(table.stats.evictedForMemory == 6)
         let evicted = table.factory.finished.filter { $0.events.contains(.closed(.clientToServer, .evicted)) }
-        #expect(evicted.count == 5)
+        #expect(evicted.count == 6)
+        #expect(evicted.map { $0.info.client.address.low & 0xff } == [0, 1, 2, 3, 4, 5])
         #expect(evicted.allSatisfy { $0.events.contains(.data(.clientToServer, String(repeating: "A", count: 3_000))) })
         // More data on an evicted connection is dropped as stray, not taken for a new one.
-        let last = Endpoint(address: IPAddress(ipv4: 0xc633_6407), port: 40_000)
-        let more = TCPSegment(source: last, destination: serverEndpoint, sequence: 3_101, acknowledgment: 0,
+        let first = Endpoint(address: IPAddress(ipv4: 0xc633_6400), port: 40_000)
+        let more = TCPSegment(source: first, destination: serverEndpoint, sequence: 3_101, acknowledgment: 0,
                               flags: [.psh], payloadOffset: 0, capturedPayload: chunk.count, wirePayload: chunk.count)
         chunk.withUnsafeBytes { table.process(more, frame: $0, meta: ChunkMeta(frame: 99, timestamp: Timestamp(seconds: 1001, nanoseconds: 0))) }
         #expect(table.stats.strayPackets == 1)
         #expect(table.stats.connections == 8)
         table.finishAll()
         #expect(table.factory.finished.count == 8)
+        // Counted once: the retired slots ended at the end of capture are not counted again.
+        #expect(table.stats.evicted == 0 && table.stats.expired == 0)
+    }
+
+    @Test func theLargestHolderIsEvictedNotTheNewcomer() {
+        var limits = ReassemblyLimits()
+        limits.maxBufferedBytesTotal = 10_000
+        var table = FlowTable(factory: RecordingFactory(), limits: limits, serverPorts: [25])
+        func send(_ host: UInt32, sequence: UInt32, _ count: Int, syn: Bool = false) {
+            let source = Endpoint(address: IPAddress(ipv4: 0xc633_6400 + host), port: 40_000)
+            let payload = [UInt8](repeating: 0x42, count: count)
+            let segment = TCPSegment(source: source, destination: serverEndpoint, sequence: sequence, acknowledgment: 0,
+                                     flags: syn ? [.syn] : [.psh], payloadOffset: 0, capturedPayload: count, wirePayload: count)
+            payload.withUnsafeBytes { table.process(segment, frame: $0, meta: ChunkMeta(frame: 1, timestamp: Timestamp(seconds: 1000, nanoseconds: 0))) }
+        }
+        send(1, sequence: 100, 0, syn: true)
+        for i in 0..<3 { send(1, sequence: 101 + UInt32(i * 3_000), 3_000) }  // 9,000 bytes held
+        send(2, sequence: 100, 0, syn: true)
+        send(2, sequence: 101, 1_500)  // 10,500 in all: over the budget
+        #expect(table.stats.evictedForMemory == 1)
+        let evicted = table.factory.finished.filter { $0.events.contains(.closed(.clientToServer, .evicted)) }
+        #expect(evicted.map { $0.info.client.address.low & 0xff } == [1])
+        table.finishAll()
+        let newcomer = table.factory.finished.first { $0.info.client.address.low & 0xff == 2 }
+        #expect(newcomer?.events.contains(.closed(.clientToServer, .endOfCapture)) == true)
     }
 
     @Test func memoryBudgetScalesTheLimits() {
