@@ -146,36 +146,54 @@ func wireText(_ bytes: some Collection<UInt8>, limit: Int = 200) -> String {
 
 /// `XXXXXXXA`: only X's (at least three) and at most one trailing letter.
 func isMaskedKeyword(_ keyword: some StringProtocol) -> Bool {
-    let u = keyword.utf8
-    let count = u.count
-    guard count >= 4 else { return false }
-    var xs = 0
-    var last: UInt8 = 0
-    for (i, b) in u.enumerated() {
-        if i == xs && (b == 0x58 || b == 0x78) { xs += 1 }
-        last = b
+    withUTF8Bytes(keyword) { u in
+        let count = u.count
+        guard count >= 4 else { return false }
+        var xs = 0
+        while xs < count && (u[xs] == 0x58 || u[xs] == 0x78) { xs += 1 }
+        guard xs >= 3 else { return false }
+        if xs == count { return true }
+        let last = u[count - 1] | 0x20
+        return xs == count - 1 && last >= 0x61 && last <= 0x7a
     }
-    guard xs >= 3 else { return false }
-    if xs == count { return true }
-    return xs == count - 1 && ((last | 0x20) >= 0x61 && (last | 0x20) <= 0x7a)
+}
+
+/// Runs `body` over the text's UTF-8 bytes, in place when they are contiguous (native strings
+/// and their substrings are): walking `String.UTF8View` by index costs tens of instructions a
+/// byte.
+@inline(__always)
+func withUTF8Bytes<S: StringProtocol, R>(_ s: S, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    if let r = s.utf8.withContiguousStorageIfAvailable(body) { return r }
+    return Array(s.utf8).withUnsafeBufferPointer(body)
 }
 
 /// The first space-separated word (leading spaces skipped), as `split(separator: " ").first`
 /// would give it, without splitting the rest.
 public func firstWord(_ s: String) -> Substring {
+    let (start, end) = withUTF8Bytes(s) { b -> (Int, Int) in
+        var i = 0
+        while i < b.count && b[i] == 0x20 { i += 1 }
+        var j = i
+        while j < b.count && b[j] != 0x20 { j += 1 }
+        return (i, j)
+    }
+    // Both ends sit at a space or an end of the text: scalar boundaries.
     let u = s.utf8
-    var start = u.startIndex
-    while start < u.endIndex && u[start] == 0x20 { u.formIndex(after: &start) }
-    var end = start
-    while end < u.endIndex && u[end] != 0x20 { u.formIndex(after: &end) }
-    return s[start..<end]
+    let from = u.index(u.startIndex, offsetBy: start)
+    return s[from..<u.index(from, offsetBy: end - start)]
 }
 
 /// ASCII case-insensitive equality with an upper-case ASCII literal.
 func equalsIgnoringCase(_ word: Substring, _ upper: StaticString) -> Bool {
     upper.withUTF8Buffer { target in
-        guard word.utf8.count == target.count else { return false }
-        return zip(word.utf8, target).allSatisfy { ($0 >= 0x61 && $0 <= 0x7a ? $0 - 0x20 : $0) == $1 }
+        withUTF8Bytes(word) { w in
+            guard w.count == target.count else { return false }
+            for i in 0..<w.count {
+                let b = w[i]
+                if (b >= 0x61 && b <= 0x7a ? b - 0x20 : b) != target[i] { return false }
+            }
+            return true
+        }
     }
 }
 

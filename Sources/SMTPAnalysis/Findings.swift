@@ -25,8 +25,11 @@ public enum FindingCode: String, Sendable, CaseIterable, Comparable {
     // Hostile or broken traffic that hit a bound.
     case protocolAnomaly = "protocol-anomaly"
 
+    /// Declaration order (`allCases` builds an array on every call).
+    private static let rank: [FindingCode: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+
     public static func < (a: FindingCode, b: FindingCode) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        rank[a]! < rank[b]!
     }
 }
 

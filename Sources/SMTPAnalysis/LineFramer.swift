@@ -163,12 +163,20 @@ struct BodyScanner {
     }
 
     /// The offset of the first LF in `start..<end` that is followed by a dot inside the same
-    /// range, 16 bytes per step.
+    /// range: 64 bytes per step with one branch, then 16 bytes per step to place the hit.
     @inline(__always)
     static func findLineStartingWithDot(_ base: UnsafeRawPointer, from start: Int, end: Int) -> Int? {
         let lf = SIMD16<UInt8>(repeating: 0x0a)
         let dot = SIMD16<UInt8>(repeating: 0x2e)
         var i = start
+        @inline(__always) func hits(_ at: Int) -> SIMDMask<SIMD16<UInt8>.MaskStorage> {
+            (base.loadUnaligned(fromByteOffset: at, as: SIMD16<UInt8>.self) .== lf)
+                .& (base.loadUnaligned(fromByteOffset: at + 1, as: SIMD16<UInt8>.self) .== dot)
+        }
+        while end - i >= 65 {
+            if any(hits(i) .| hits(i + 16) .| hits(i + 32) .| hits(i + 48)) { break }
+            i += 64
+        }
         while end - i >= 17 {
             let here = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
             let next = base.loadUnaligned(fromByteOffset: i + 1, as: SIMD16<UInt8>.self)

@@ -85,6 +85,11 @@ public struct SMTPSession: StreamConsumer {
     /// Bytes of wire text kept: EHLO keywords listed, and the lines of the reply in progress.
     var keptTextBytes = 0
     var replyTextBytes = 0
+    /// `bufferedBytes` as last computed, and whether input since may have changed it: content,
+    /// BDAT chunks and encrypted bytes change no buffer, and they are most of the bytes (the
+    /// sum reads a dozen heap headers).
+    var bufferedCache = 0
+    var bufferedStale = true
 
     public init(info: ConnectionInfo, options: SessionOptions = SessionOptions()) {
         record = SessionRecord(info: info)
@@ -108,6 +113,18 @@ public struct SMTPSession: StreamConsumer {
     /// The buffers that input can grow: held pipelined content, pre-TLS bytes, the partial
     /// lines, the TLS readers' records, the pending commands and the listed messages.
     public var bufferedBytes: Int {
+        mutating get {
+            if bufferedStale {
+                bufferedCache = countBuffered()
+                bufferedStale = false
+            }
+            return bufferedCache
+        }
+    }
+
+    /// `mutating` only so it reads the session in place: a non-mutating call from a mutating
+    /// context copies the whole session (1.2 KB) first.
+    private mutating func countBuffered() -> Int {
         held.capacity + preTLSClient.capacity + preTLSServer.capacity
             + clientLines.capacity + serverLines.capacity
             + tlsClient.bufferedBytes + tlsServer.bufferedBytes
@@ -123,11 +140,13 @@ public struct SMTPSession: StreamConsumer {
         case .clientToServer: clientData(bytes, meta)
         case .serverToClient:
             serverBytesSeen &+= UInt64(bytes.count)
+            if serverMode != .opaque { bufferedStale = true }
             serverData(bytes, meta)
         }
     }
 
     public mutating func gap(_ direction: Direction, lost: UInt64?, _ meta: ChunkMeta) {
+        bufferedStale = true
         sawGap = true
         note("capture-gap")
         switch direction {
@@ -137,6 +156,7 @@ public struct SMTPSession: StreamConsumer {
     }
 
     public mutating func closed(_ direction: Direction, _ reason: CloseReason, _ meta: ChunkMeta) {
+        bufferedStale = true
         if meta.timestamp.seconds != 0, record.end < meta.timestamp { record.end = meta.timestamp }
         if record.closeReason == nil || reason == .rst { record.closeReason = reason }
         switch direction {
@@ -154,6 +174,10 @@ public struct SMTPSession: StreamConsumer {
     mutating func clientData(_ bytes: UnsafeRawBufferPointer, _ meta: ChunkMeta) {
         var p = 0
         while p < bytes.count {
+            switch clientMode {
+            case .body, .bdat, .opaque: break
+            default: bufferedStale = true
+            }
             switch clientMode {
             case .command, .authResponse:
                 if clientLines.skipping && Self.plausibleLineStart(bytes, at: p, server: false) { clientLines.skipping = false }
@@ -371,6 +395,7 @@ public struct SMTPSession: StreamConsumer {
     }
 
     mutating func endOfData(_ meta: ChunkMeta) {
+        bufferedStale = true
         let size = body.bytes
         addToOpenMessage(bytes: size)
         transcript(.clientToServer, meta, "<message content: \(size) bytes>")
@@ -382,6 +407,7 @@ public struct SMTPSession: StreamConsumer {
     }
 
     mutating func endOfChunk(_ meta: ChunkMeta) {
+        bufferedStale = true
         clientMode = .command
         if bdatLast { openMessage = nil }  // sent; the reply to BDAT LAST finishes it
     }

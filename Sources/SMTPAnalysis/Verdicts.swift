@@ -30,17 +30,24 @@ extension SMTPSession {
     func derivedFindings() -> [Finding] {
         var out: [Finding] = []
         let r = record
-        let offeredKeywords = { (e: EHLOReply) in e.keywords.map { String(firstWord($0)) } }
+        let offeredKeywords = { (e: EHLOReply) -> String in
+            var list = ""
+            for k in e.keywords {
+                if !list.isEmpty { list += " " }
+                list += firstWord(k)
+            }
+            return list
+        }
 
         for e in r.ehlo where !e.starttls && e.complete {
             // After an accepted STARTTLS a server does not offer it again: not a finding.
             if let tlsFrame = r.starttls.frame, r.starttls.reply == 220, e.frame > tlsFrame { continue }
-            let listed = offeredKeywords(e)
             let message: String
             if e.code / 100 != 2 {
                 message = "EHLO was rejected with \(e.code): no extensions, so no STARTTLS"
             } else {
-                message = "the EHLO reply did not offer STARTTLS (offered: \(listed.isEmpty ? "nothing" : listed.joined(separator: " ")))"
+                let listed = offeredKeywords(e)
+                message = "the EHLO reply did not offer STARTTLS (offered: \(listed.isEmpty ? "nothing" : listed))"
             }
             out.append(Finding(code: .starttlsMissing, frame: e.frame, message: message))
             if !e.maskedKeywords.isEmpty {
@@ -137,8 +144,7 @@ extension SMTPSession {
     }
 
     static func verdict(for r: SessionRecord) -> (Verdict, String) {
-        let codes = Set(r.findings.map(\.code))
-        if codes.contains(.starttlsStripped) {
+        if r.findings.contains(where: { $0.code == .starttlsStripped }) {
             if r.ehlo.contains(where: { !$0.maskedKeywords.isEmpty && !$0.starttls }) {
                 let masked = r.ehlo.flatMap(\.maskedKeywords).first ?? "XXXXXXXA"
                 return (.stripped, "NOT ENCRYPTED: server's EHLO reply had no STARTTLS (masked as \(masked): a middlebox is stripping it)")
@@ -160,7 +166,7 @@ extension SMTPSession {
             var what = tls.implicit ? "ENCRYPTED (implicit TLS)" : "ENCRYPTED after STARTTLS"
             if let hello = tls.serverHello {
                 what += " (\(TLSNames.version(hello.version)), \(TLSNames.cipherSuite(hello.cipherSuite)))"
-            } else if codes.contains(.tlsFailed) {
+            } else if r.findings.contains(where: { $0.code == .tlsFailed }) {
                 what = "TLS HANDSHAKE FAILED"
                 return (.inconclusive, what)
             }

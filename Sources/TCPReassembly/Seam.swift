@@ -110,8 +110,9 @@ public protocol StreamConsumer {
     mutating func gap(_ direction: Direction, lost: UInt64?, _ meta: ChunkMeta)
     mutating func closed(_ direction: Direction, _ reason: CloseReason, _ meta: ChunkMeta)
     /// Heap bytes the consumer holds for this connection beyond its fixed size (buffers,
-    /// lists), by capacity. The flow table keeps the sum under a budget.
-    var bufferedBytes: Int { get }
+    /// lists), by capacity. The flow table keeps the sum under a budget. `mutating` only so it
+    /// is read in place: a large consumer read by value is copied first, on every packet.
+    var bufferedBytes: Int { mutating get }
 }
 
 /// Makes a consumer for each new connection and takes it back when the connection ends.
