@@ -19,20 +19,19 @@ public enum Escape {
     }
 
     /// The same, appended as bytes.
-    public static func terminal(_ s: String, into out: inout [UInt8]) {
+    public static func terminal(_ s: String, into out: ByteSink) {
         var s = s
         s.withUTF8 { utf8 in
             var plain = true
             for b in utf8 where b < 0x20 || b > 0x7e || b == 0x5c { plain = false; break }
-            if plain { out.append(contentsOf: utf8); return }
+            if plain { out.append(utf8); return }
             for b in utf8 {
                 switch b {
-                case 0x5c: out.append(0x5c); out.append(0x5c)
+                case 0x5c: out.append(0x5c, 0x5c)
                 case 0x20...0x7e: out.append(b)
                 default:
-                    out.append(0x5c); out.append(0x78)
-                    out.append(hexByte(b >> 4))
-                    out.append(hexByte(b & 0xf))
+                    out.append(0x5c, 0x78)
+                    out.append(hexByte(b >> 4), hexByte(b & 0xf))
                 }
             }
         }
@@ -71,19 +70,41 @@ public enum Escape {
     }
 
     /// The same, appended as bytes.
-    public static func json(_ s: String, into out: inout [UInt8]) {
+    public static func json(_ s: String, into out: ByteSink) {
         var s = s
         let plain = s.withUTF8 { utf8 -> Bool in
             for b in utf8 where b < 0x20 || b >= 0x7f || b == 0x22 || b == 0x5c { return false }
             out.append(0x22)
-            out.append(contentsOf: utf8)
+            out.append(utf8)
             out.append(0x22)
             return true
         }
         if plain { return }
-        var text = ""
-        json(s, into: &text)
-        out.append(contentsOf: text.utf8)
+        out.append(0x22)
+        for scalar in s.unicodeScalars {
+            switch scalar.value {
+            case 0x22: out.append(0x5c, 0x22)
+            case 0x5c: out.append(0x5c, 0x5c)
+            case 0x0a: out.append(0x5c, 0x6e)
+            case 0x0d: out.append(0x5c, 0x72)
+            case 0x09: out.append(0x5c, 0x74)
+            case 0x20...0x7e: out.append(UInt8(scalar.value))
+            case 0x10000...:
+                let v = scalar.value - 0x10000
+                appendU(UInt16(0xd800 + (v >> 10)), into: out)
+                appendU(UInt16(0xdc00 + (v & 0x3ff)), into: out)
+            default:
+                appendU(UInt16(scalar.value), into: out)
+            }
+        }
+        out.append(0x22)
+    }
+
+    static func appendU(_ v: UInt16, into out: ByteSink) {
+        out.append(0x5c, 0x75)
+        for shift in stride(from: 12, through: 0, by: -4) {
+            out.append(hexByte(UInt8((v >> UInt16(shift)) & 0xf)))
+        }
     }
 
     public static func json(_ s: String) -> String {

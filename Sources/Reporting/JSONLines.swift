@@ -2,171 +2,210 @@ import PacketDecoding
 import SMTPAnalysis
 import TCPReassembly
 
-/// A tiny JSON object writer: keys in insertion order, ASCII output, bytes appended to one
-/// buffer, no Foundation.
+/// A tiny JSON object writer: keys in insertion order, ASCII output, bytes written straight
+/// into a sink (the output's buffer for session lines), no Foundation.
 public struct JSONObject {
-    public private(set) var bytes: [UInt8] = [0x7b]
+    public let out: ByteSink
     private var first = true
 
+    /// An object in a sink of its own (`closed` gives its text).
     public init() {
-        bytes.reserveCapacity(512)
+        self.init(into: ByteSink(capacity: 512))
     }
 
-    /// A writer that appends to no buffer of its own yet (used by `objects`).
-    private init(empty: Void) {
-        bytes = []
+    /// An object written into `out`, opening brace now; the caller closes it.
+    public init(into out: ByteSink) {
+        self.out = out
+        out.append(0x7b)
     }
 
     @inline(__always)
-    private mutating func append(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
-    }
-
     private mutating func key(_ k: StaticString) {
-        if !first { bytes.append(0x2c) }
+        if !first { out.append(0x2c) }
         first = false
-        bytes.append(0x22)
-        append(k)
-        bytes.append(0x22)
-        bytes.append(0x3a)
+        out.append(0x22)
+        out.append(k)
+        out.append(0x22, 0x3a)
     }
 
     public mutating func string(_ k: StaticString, _ v: String?) {
         key(k)
-        if let v { Escape.json(v, into: &bytes) } else { append("null") }
+        if let v { Escape.json(v, into: out) } else { out.append("null") }
     }
     public mutating func int<T: BinaryInteger>(_ k: StaticString, _ v: T?) {
         key(k)
-        guard let v else { return append("null") }
-        JSONObject.appendDecimal(Int64(v), into: &bytes)
+        guard let v else { return out.append("null") }
+        out.appendDecimal(Int64(v))
     }
     public mutating func bool(_ k: StaticString, _ v: Bool?) {
         key(k)
         switch v {
-        case .some(true): append("true")
-        case .some(false): append("false")
-        case .none: append("null")
+        case .some(true): out.append("true")
+        case .some(false): out.append("false")
+        case .none: out.append("null")
         }
     }
-    public mutating func raw(_ k: StaticString, _ json: String) {
+    /// JSON text made by smtpcap itself.
+    public mutating func raw(_ k: StaticString, _ json: StaticString) {
         key(k)
-        bytes.append(contentsOf: json.utf8)
+        out.append(json)
+    }
+    public mutating func rawText(_ k: StaticString, _ json: String) {
+        key(k)
+        out.append(utf8: json)
     }
     /// A key whose name is not a literal (anomaly names, server keys); escaped.
     public mutating func int(dynamicKey k: String, _ v: Int) {
-        if !first { bytes.append(0x2c) }
+        if !first { out.append(0x2c) }
         first = false
-        Escape.json(k, into: &bytes)
-        bytes.append(0x3a)
-        JSONObject.appendDecimal(Int64(v), into: &bytes)
+        Escape.json(k, into: out)
+        out.append(0x3a)
+        out.appendDecimal(Int64(v))
     }
     public mutating func object(_ k: StaticString, _ build: (inout JSONObject) -> Void) {
         key(k)
-        var o = JSONObject(empty: ())
-        swap(&o.bytes, &bytes)
-        o.bytes.append(0x7b)
+        var o = JSONObject(into: out)
         build(&o)
-        o.bytes.append(0x7d)
-        swap(&o.bytes, &bytes)
+        out.append(0x7d)
     }
     /// A timestamp as an ISO 8601 string, written straight into the buffer.
     public mutating func timestamp(_ k: StaticString, _ t: Timestamp) {
         key(k)
-        bytes.append(0x22)
-        t.appendISO8601(into: &bytes)
-        bytes.append(0x22)
+        out.append(0x22)
+        t.appendISO8601(into: out)
+        out.append(0x22)
     }
     /// An endpoint as `address:port` (`[v6]:port`), written straight into the buffer.
     public mutating func endpoint(_ k: StaticString, _ e: Endpoint) {
         key(k)
-        bytes.append(0x22)
-        if e.address.isIPv6 {
-            bytes.append(0x5b)
-            bytes.append(contentsOf: e.address.description.utf8)
-            bytes.append(0x5d)
-        } else {
-            let v = UInt32(truncatingIfNeeded: e.address.low)
-            for shift in [24, 16, 8, 0] as [UInt32] {
-                JSONObject.appendDecimal(Int64((v >> shift) & 0xff), into: &bytes)
-                if shift > 0 { bytes.append(0x2e) }
-            }
-        }
-        bytes.append(0x3a)
-        JSONObject.appendDecimal(Int64(e.port), into: &bytes)
-        bytes.append(0x22)
+        out.append(0x22)
+        e.append(into: out)
+        out.append(0x22)
     }
     /// An array of strings, escaped straight into the buffer.
     public mutating func strings(_ k: StaticString, _ items: [String]) {
         key(k)
-        bytes.append(0x5b)
-        for (i, item) in items.enumerated() {
-            if i > 0 { bytes.append(0x2c) }
-            Escape.json(item, into: &bytes)
+        out.append(0x5b)
+        var first = true
+        for item in items {
+            if !first { out.append(0x2c) }
+            first = false
+            Escape.json(item, into: out)
         }
-        bytes.append(0x5d)
+        out.append(0x5d)
     }
 
     /// An array of objects, each built straight into the buffer.
     public mutating func objects<T>(_ k: StaticString, _ items: [T], _ build: (T, inout JSONObject) -> Void) {
         key(k)
-        bytes.append(0x5b)
-        for (i, item) in items.enumerated() {
-            if i > 0 { bytes.append(0x2c) }
-            var o = JSONObject(empty: ())
-            swap(&o.bytes, &bytes)
-            o.bytes.append(0x7b)
+        out.append(0x5b)
+        var first = true
+        for item in items {
+            if !first { out.append(0x2c) }
+            first = false
+            var o = JSONObject(into: out)
             build(item, &o)
-            o.bytes.append(0x7d)
-            swap(&o.bytes, &bytes)
+            out.append(0x7d)
         }
-        bytes.append(0x5d)
+        out.append(0x5d)
     }
 
+    /// Closes the object and gives its text (for an object in a sink of its own).
     public var closed: String {
-        var b = bytes
-        b.append(0x7d)
-        return String(decoding: b, as: UTF8.self)
-    }
-
-    static func appendDecimal(_ v: Int64, into out: inout [UInt8]) {
-        if v < 0 { out.append(0x2d) }
-        var magnitude = v.magnitude
-        if magnitude == 0 { out.append(0x30); return }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            while magnitude > 0 {
-                d[n] = UInt8(magnitude % 10) + 0x30
-                magnitude /= 10
-                n += 1
-            }
-            for i in stride(from: n - 1, through: 0, by: -1) { out.append(d[i]) }
-        }
+        out.append(0x7d)
+        defer { out.removeLast(1) }
+        return String(decoding: out.bytes, as: UTF8.self)
     }
 
     public static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
     public static func strings(_ items: [String]) -> String { array(items.map { Escape.json($0) }) }
 }
 
+extension IPAddress {
+    /// RFC 5952 text, as `description` gives it, without building strings.
+    func appendIPv6(into out: ByteSink) {
+        var groups: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) = (0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &groups) { raw in
+            let g = raw.bindMemory(to: UInt16.self)
+            for i in 0..<4 {
+                g[i] = UInt16(truncatingIfNeeded: high >> (48 - 16 * UInt64(i)))
+                g[4 + i] = UInt16(truncatingIfNeeded: low >> (48 - 16 * UInt64(i)))
+            }
+            // The first longest run of two or more zero groups becomes "::".
+            var bestStart = -1, bestLength = 0, i = 0
+            while i < 8 {
+                if g[i] == 0 {
+                    var j = i
+                    while j < 8 && g[j] == 0 { j += 1 }
+                    if j - i > bestLength && j - i >= 2 { bestStart = i; bestLength = j - i }
+                    i = j
+                } else {
+                    i += 1
+                }
+            }
+            var k = 0
+            while k < 8 {
+                if k == bestStart {
+                    out.append(0x3a, 0x3a)
+                    k += bestLength
+                    continue
+                }
+                if k > 0 && k != bestStart + bestLength { out.append(0x3a) }
+                let v = g[k]
+                var started = false
+                for shift in stride(from: 12, through: 0, by: -4) {
+                    let d = UInt8((v >> UInt16(shift)) & 0xf)
+                    if d != 0 || started || shift == 0 {
+                        out.append(Escape.hexByte(d))
+                        started = true
+                    }
+                }
+                k += 1
+            }
+        }
+    }
+}
+
+extension Endpoint {
+    /// `198.51.100.2:25`, or `[2001:db8::1]:25`, as bytes.
+    func append(into out: ByteSink) {
+        if address.isIPv6 {
+            out.append(0x5b)
+            address.appendIPv6(into: out)
+            out.append(0x5d)
+        } else {
+            let v = UInt32(truncatingIfNeeded: address.low)
+            out.appendDecimal(Int64(v >> 24))
+            out.append(0x2e)
+            out.appendDecimal(Int64((v >> 16) & 0xff))
+            out.append(0x2e)
+            out.appendDecimal(Int64((v >> 8) & 0xff))
+            out.append(0x2e)
+            out.appendDecimal(Int64(v & 0xff))
+        }
+        out.append(0x3a)
+        out.appendDecimal(Int64(port))
+    }
+}
+
 /// One JSON object per session and one summary line: the machine-readable report. Field names
 /// are stable; downstream tools parse them.
 public enum JSONLinesReport {
     public static func session(_ r: SessionRecord, file: String?) -> String {
-        sessionObject(r, file: file).closed
+        let sink = ByteSink(capacity: 2048)
+        writeSession(r, file: file, into: sink)
+        sink.removeLast(1)
+        return String(decoding: sink.bytes, as: UTF8.self)
     }
 
-    /// The session line as bytes, newline included, for the output buffer.
-    public static func sessionLine(_ r: SessionRecord, file: String?) -> [UInt8] {
-        var bytes = sessionObject(r, file: file).bytes
-        bytes.append(0x7d)
-        bytes.append(0x0a)
-        return bytes
+    /// The session line, newline included, written into `out` (the output's buffer).
+    public static func writeSession(_ r: SessionRecord, file: String?, into out: ByteSink) {
+        var o = JSONObject(into: out)
+        sessionBody(r, file: file, into: &o)
+        out.append(0x7d, 0x0a)
     }
 
-    static func sessionObject(_ r: SessionRecord, file: String?) -> JSONObject {
-        var o = JSONObject()
+    static func sessionBody(_ r: SessionRecord, file: String?, into o: inout JSONObject) {
         o.string("type", "session")
         o.int("id", r.id)
         if let file { o.string("file", file) }
@@ -237,9 +276,9 @@ public enum JSONLinesReport {
             x.string("message", f.message)
         }
         if !r.anomalies.isEmpty {
-            var a = JSONObject()
-            for (k, v) in r.anomalies.sorted(by: { $0.key < $1.key }) { a.int(dynamicKey: k, v) }
-            o.raw("anomalies", a.closed)
+            o.object("anomalies") { a in
+                for (k, v) in r.anomalies.sorted(by: { $0.key < $1.key }) { a.int(dynamicKey: k, v) }
+            }
         }
         if let transcript = r.transcript {
             o.objects("transcript", transcript) { line, x in
@@ -248,7 +287,6 @@ public enum JSONLinesReport {
                 x.string("text", line.text)
             }
         }
-        return o
     }
 
     static func tlsObject(_ tls: TLSFacts, into t: inout JSONObject) {
@@ -319,21 +357,21 @@ public enum JSONLinesReport {
     public static func summary(_ s: CaptureSummary, capture: CaptureFacts) -> String {
         var o = JSONObject()
         o.string("type", "summary")
-        o.raw("files", JSONObject.strings(capture.files))
+        o.rawText("files", JSONObject.strings(capture.files))
         o.int("packets", capture.packets)
         o.int("sessions", s.sessions)
         var v = JSONObject()
         for verdict in Verdict.allCases { v.int(dynamicKey: verdict.rawValue, s.verdicts[verdict] ?? 0) }
-        o.raw("verdicts", v.closed)
+        o.rawText("verdicts", v.closed)
         o.int("plaintext_messages", s.plaintextMessages)
         var f = JSONObject()
         for code in FindingCode.allCases {
             let n = code == .starttlsInconsistent ? s.inconsistencies.count : (s.findings[code] ?? 0)
             if n > 0 { f.int(dynamicKey: code.rawValue, n) }
         }
-        o.raw("findings", f.closed)
+        o.rawText("findings", f.closed)
         o.int("total_findings", s.totalFindings)
-        o.raw("by_server", JSONObject.array(s.byServer.sorted { $0.key < $1.key }.map { key, t in
+        o.rawText("by_server", JSONObject.array(s.byServer.sorted { $0.key < $1.key }.map { key, t in
             var x = JSONObject()
             x.string("server", key)
             tally(t)(&x)
@@ -343,16 +381,16 @@ public enum JSONLinesReport {
         for (family, t) in s.byFamily.sorted(by: { $0.key < $1.key }) {
             var x = JSONObject()
             tally(t)(&x)
-            fam.raw(family == 6 ? "ipv6" : "ipv4", x.closed)
+            fam.rawText(family == 6 ? "ipv6" : "ipv4", x.closed)
         }
-        o.raw("by_family", fam.closed)
-        o.raw("starttls_inconsistent", JSONObject.array(s.inconsistencies.map { i in
+        o.rawText("by_family", fam.closed)
+        o.rawText("starttls_inconsistent", JSONObject.array(s.inconsistencies.map { i in
             var x = JSONObject()
             x.string("server", i.server)
-            x.raw("offered_in", "[" + i.offeredIn.map(String.init).joined(separator: ",") + "]")
-            x.raw("missing_in", "[" + i.missingIn.map(String.init).joined(separator: ",") + "]")
-            x.raw("offered_ip_versions", "[" + i.offeredFamilies.sorted().map(String.init).joined(separator: ",") + "]")
-            x.raw("missing_ip_versions", "[" + i.missingFamilies.sorted().map(String.init).joined(separator: ",") + "]")
+            x.rawText("offered_in", "[" + i.offeredIn.map(String.init).joined(separator: ",") + "]")
+            x.rawText("missing_in", "[" + i.missingIn.map(String.init).joined(separator: ",") + "]")
+            x.rawText("offered_ip_versions", "[" + i.offeredFamilies.sorted().map(String.init).joined(separator: ",") + "]")
+            x.rawText("missing_ip_versions", "[" + i.missingFamilies.sorted().map(String.init).joined(separator: ",") + "]")
             return x.closed
         }))
         o.object("capture") { c in

@@ -6,37 +6,49 @@ import Glibc
 /// report text.
 public final class ReportOutput {
     let fd: Int32
-    var buffer: [UInt8] = []
+    /// Reports write into it in place (`write(_ build:)`); flushed past 64 KiB.
+    let buffer = ByteSink(capacity: 1 << 17)
     public var autoFlush: Bool
 
     public init(fd: Int32 = 1, autoFlush: Bool = false) {
         self.fd = fd
         self.autoFlush = autoFlush
-        buffer.reserveCapacity(1 << 16)
     }
 
     deinit { flush() }
 
     public func write(_ s: String) {
-        buffer.append(contentsOf: s.utf8)
-        if autoFlush || buffer.count >= 1 << 16 { flush() }
+        buffer.append(utf8: s)
+        flushIfDue()
     }
 
-    public func write(bytes: [UInt8]) {
-        buffer.append(contentsOf: bytes)
+    public func write(bytes: UnsafeRawBufferPointer) {
+        buffer.append(bytes)
+        flushIfDue()
+    }
+
+    /// Lets a report write straight into the buffer.
+    public func write(_ build: (ByteSink) -> Void) {
+        build(buffer)
+        flushIfDue()
+    }
+
+    @inline(__always)
+    func flushIfDue() {
         if autoFlush || buffer.count >= 1 << 16 { flush() }
     }
 
     public func flush() {
         var offset = 0
-        while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        let bytes = buffer.bytes
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 break  // closed pipe or full disk: nothing sensible left to do with the report
             }
             offset += n
         }
-        buffer.removeAll(keepingCapacity: true)
+        buffer.removeAll()
     }
 }

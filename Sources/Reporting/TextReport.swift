@@ -18,37 +18,26 @@ public struct TextReport {
     /// Text appended as bytes: trusted text (`add`, `text`), numbers, and wire text, which is
     /// always escaped (`wire`).
     struct TextWriter {
-        var bytes: [UInt8] = []
+        let out: ByteSink
         var color = false
 
-        init(color: Bool) {
+        init(into out: ByteSink, color: Bool) {
+            self.out = out
             self.color = color
-            bytes.reserveCapacity(1024)
         }
 
-        mutating func add(_ s: StaticString) { s.withUTF8Buffer { bytes.append(contentsOf: $0) } }
+        func add(_ s: StaticString) { out.append(s) }
         /// Text made by smtpcap itself (names, codes); never wire bytes.
-        mutating func text(_ s: String) { bytes.append(contentsOf: s.utf8) }
-        mutating func wire(_ s: String) { Escape.terminal(s, into: &bytes) }
-        mutating func int<T: BinaryInteger>(_ v: T) { JSONObject.appendDecimal(Int64(v), into: &bytes) }
-        mutating func frame(_ f: UInt64?) {
+        func text(_ s: String) { out.append(utf8: s) }
+        func wire(_ s: String) { Escape.terminal(s, into: out) }
+        func int<T: BinaryInteger>(_ v: T) { out.appendDecimal(Int64(v)) }
+        func frame(_ f: UInt64?) {
             guard let f else { return }
             add("[frame ")
             int(f)
             add("]")
         }
-        mutating func endpoint(_ e: Endpoint) {
-            if e.address.isIPv6 {
-                add("[")
-                text(e.address.description)
-                add("]")
-            } else {
-                let v = UInt32(truncatingIfNeeded: e.address.low)
-                int(v >> 24); add("."); int((v >> 16) & 0xff); add("."); int((v >> 8) & 0xff); add("."); int(v & 0xff)
-            }
-            add(":")
-            int(e.port)
-        }
+        func endpoint(_ e: Endpoint) { e.append(into: out) }
         mutating func paint(_ code: StaticString, _ body: (inout TextWriter) -> Void) {
             if color {
                 add("\u{1b}[")
@@ -72,17 +61,16 @@ public struct TextReport {
     func frame(_ f: UInt64?) -> String { f.map { "[frame \($0)]" } ?? "" }
 
     public func session(_ r: SessionRecord, file: String?) -> String {
-        var w = TextWriter(color: color)
+        var w = TextWriter(into: ByteSink(capacity: 2048), color: color)
         session(r, file: file, into: &w)
-        return String(decoding: w.bytes, as: UTF8.self)
+        return String(decoding: w.out.bytes, as: UTF8.self)
     }
 
-    /// The session block as bytes, a blank line after it, for the output buffer.
-    public func sessionLines(_ r: SessionRecord, file: String?) -> [UInt8] {
-        var w = TextWriter(color: color)
+    /// The session block, a blank line after it, written into `out` (the output's buffer).
+    public func writeSession(_ r: SessionRecord, file: String?, into out: ByteSink) {
+        var w = TextWriter(into: out, color: color)
         session(r, file: file, into: &w)
         w.add("\n")
-        return w.bytes
     }
 
     func session(_ r: SessionRecord, file: String?, into w: inout TextWriter) {
@@ -91,11 +79,10 @@ public struct TextReport {
             w.int(r.id)
         }
         w.add("  ")
-        var time: [UInt8] = []
-        r.start.appendISO8601(into: &time)
-        time.removeLast()  // the Z
-        for i in time.indices where time[i] == 0x54 { time[i] = 0x20 }
-        w.bytes += time
+        let timeStart = w.out.count
+        r.start.appendISO8601(into: w.out)
+        w.out.removeLast(1)  // the Z
+        for i in timeStart..<w.out.count where w.out[i] == 0x54 { w.out[i] = 0x20 }
         w.add(" UTC  ")
         w.endpoint(r.client)
         w.add(" -> ")

@@ -38,15 +38,34 @@ public struct CaptureSummary: Sendable {
     public static let maxListed = 20
 
     public var sessions = 0
-    public var verdicts: [Verdict: Int] = [:]
-    public var findings: [FindingCode: Int] = [:]
+    /// Counts by verdict and by finding code, in declaration order (arrays: a session adds to
+    /// them without hashing).
+    var verdictCounts = [Int](repeating: 0, count: Verdict.allCases.count)
+    var findingCounts = [Int](repeating: 0, count: FindingCode.allCases.count)
+    public var verdicts: [Verdict: Int] {
+        var d: [Verdict: Int] = [:]
+        for (i, v) in Verdict.allCases.enumerated() where verdictCounts[i] > 0 { d[v] = verdictCounts[i] }
+        return d
+    }
+    public var findings: [FindingCode: Int] {
+        var d: [FindingCode: Int] = [:]
+        for (i, c) in FindingCode.allCases.enumerated() where findingCounts[i] > 0 { d[c] = findingCounts[i] }
+        return d
+    }
     public var plaintextMessages = 0
     /// Tallies per server address, as `198.51.100.2:25` (`[2001:db8::25]:25`).
     public var byServer: [String: OfferTally] {
         Dictionary(uniqueKeysWithValues: serverTallies.map { ($0.key.description, $0.value) })
     }
     var serverTallies: [Endpoint: OfferTally] = [:]
-    public var byFamily: [Int: OfferTally] = [:]
+    /// IPv4 and IPv6 tallies; `byFamily` lists the families seen.
+    var familyTallies: (v4: OfferTally?, v6: OfferTally?)
+    public var byFamily: [Int: OfferTally] {
+        var d: [Int: OfferTally] = [:]
+        if let t = familyTallies.v4 { d[4] = t }
+        if let t = familyTallies.v6 { d[6] = t }
+        return d
+    }
     public var serversNotTracked = 0
 
     struct Group {
@@ -57,40 +76,59 @@ public struct CaptureSummary: Sendable {
         var offeredFamilies: Set<Int> = []
         var missingFamilies: Set<Int> = []
     }
-    var groups: [String: Group] = [:]
-    var groupOrder: [String] = []
+    /// A server as it names itself (its EHLO/greeting name and port), else its address.
+    struct GroupKey: Hashable, Sendable {
+        var name: String?
+        var server: Endpoint
+
+        init(name: String?, server: Endpoint) {
+            self.name = name
+            // Sessions naming the same server on the same port group together across addresses.
+            self.server = name == nil ? server : Endpoint(address: IPAddress(ipv4: 0), port: server.port)
+        }
+
+        var identity: String { name.map { "\($0) (port \(server.port))" } ?? server.description }
+    }
+    var groups: [GroupKey: Group] = [:]
+    var groupOrder: [GroupKey] = []
 
     public init() {}
 
     public mutating func add(_ r: SessionRecord) {
         sessions += 1
-        verdicts[r.verdict, default: 0] += 1
-        for f in r.findings { findings[f.code, default: 0] += 1 }
+        verdictCounts[r.verdict.rank] += 1
+        for f in r.findings { findingCounts[f.code.rank] += 1 }
         plaintextMessages += r.messages.count + r.messagesNotListed
 
-        let plaintextEHLO = r.ehlo.filter { e in
-            e.code / 100 == 2 && !(r.starttls.reply == 220 && r.starttls.frame.map { e.frame > $0 } == true)
+        // EHLO replies in plaintext (before an accepted STARTTLS), and whether one offered it.
+        var plaintextEHLO = false
+        var offered = false
+        for e in r.ehlo where e.code / 100 == 2 && !(r.starttls.reply == 220 && r.starttls.frame.map { e.frame > $0 } == true) {
+            plaintextEHLO = true
+            if e.starttls { offered = true }
         }
-        let offered = plaintextEHLO.contains { $0.starttls }
-        var tally = { (t: inout OfferTally) in
+        func tally(_ t: inout OfferTally) {
             t.sessions += 1
-            if !plaintextEHLO.isEmpty { t.ehloSessions += 1 }
+            if plaintextEHLO { t.ehloSessions += 1 }
             if offered { t.offered += 1 }
             if r.verdict == .stripped { t.stripped += 1 }
             if r.verdict == .encrypted { t.encrypted += 1 }
             t.plaintextMessages += r.messages.count + r.messagesNotListed
         }
-        if serverTallies[r.server] != nil || serverTallies.count < Self.maxGroups {
+        if serverTallies.count < Self.maxGroups || serverTallies[r.server] != nil {
             tally(&serverTallies[r.server, default: OfferTally()])
         } else {
             serversNotTracked += 1
         }
-        tally(&byFamily[r.ipVersion, default: OfferTally()])
-        tally = { _ in }
+        if r.ipVersion == 6 {
+            tally(&familyTallies.v6[default: OfferTally()])
+        } else {
+            tally(&familyTallies.v4[default: OfferTally()])
+        }
 
         // Group by the name the server declares; else by its address.
-        guard !plaintextEHLO.isEmpty else { return }
-        let identity = r.serverName.map { "\($0) (port \(r.server.port))" } ?? r.server.description
+        guard plaintextEHLO else { return }
+        let identity = GroupKey(name: r.serverName, server: r.server)
         if groups[identity] == nil {
             guard groups.count < Self.maxGroups else { return }
             groupOrder.append(identity)
@@ -115,8 +153,8 @@ public struct CaptureSummary: Sendable {
     /// (several files analyzed apart, merged in file order).
     public mutating func merge(_ other: CaptureSummary) {
         sessions += other.sessions
-        for (k, v) in other.verdicts { verdicts[k, default: 0] += v }
-        for (k, v) in other.findings { findings[k, default: 0] += v }
+        for i in verdictCounts.indices { verdictCounts[i] += other.verdictCounts[i] }
+        for i in findingCounts.indices { findingCounts[i] += other.findingCounts[i] }
         plaintextMessages += other.plaintextMessages
         serversNotTracked += other.serversNotTracked
         for (server, t) in other.serverTallies.sorted(by: { $0.key < $1.key }) {
@@ -126,7 +164,8 @@ public struct CaptureSummary: Sendable {
                 serversNotTracked += t.sessions
             }
         }
-        for (family, t) in other.byFamily { byFamily[family, default: OfferTally()].add(t) }
+        if let t = other.familyTallies.v4 { familyTallies.v4[default: OfferTally()].add(t) }
+        if let t = other.familyTallies.v6 { familyTallies.v6[default: OfferTally()].add(t) }
         for key in other.groupOrder {
             guard let g = other.groups[key] else { continue }
             if groups[key] == nil {
@@ -152,13 +191,22 @@ public struct CaptureSummary: Sendable {
         groupOrder.compactMap { key in
             let g = groups[key]!
             guard g.offeredCount > 0, g.missingCount > 0 else { return nil }
-            return Inconsistency(server: key, offeredIn: g.offeredIn, missingIn: g.missingIn,
+            return Inconsistency(server: key.identity, offeredIn: g.offeredIn, missingIn: g.missingIn,
                                  offeredFamilies: g.offeredFamilies, missingFamilies: g.missingFamilies)
         }
     }
 
     /// Findings counted for the exit status, the summary-level one included.
     public var totalFindings: Int {
-        findings.values.reduce(0, +) + inconsistencies.count
+        findingCounts.reduce(0, +) + inconsistencies.count
+    }
+}
+
+extension Optional {
+    /// The wrapped value, set to `value` first when there is none (`dict[k, default:]` for an
+    /// optional field).
+    subscript(default value: @autoclosure () -> Wrapped) -> Wrapped {
+        get { self ?? value() }
+        set { self = newValue }
     }
 }

@@ -25,11 +25,12 @@ public enum FindingCode: String, Sendable, CaseIterable, Comparable {
     // Hostile or broken traffic that hit a bound.
     case protocolAnomaly = "protocol-anomaly"
 
-    /// Declaration order (`allCases` builds an array on every call).
-    private static let rank: [FindingCode: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+    /// The position in declaration order.
+    var rank: Int { Self.ranks[self]! }
+    private static let ranks: [FindingCode: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
 
     public static func < (a: FindingCode, b: FindingCode) -> Bool {
-        rank[a]! < rank[b]!
+        a.rank < b.rank
     }
 }
 
@@ -49,6 +50,16 @@ public struct Finding: Sendable, Hashable {
 
 /// The one-word answer per session.
 public enum Verdict: String, Sendable, CaseIterable {
+    /// The position in declaration order.
+    var rank: Int {
+        switch self {
+        case .encrypted: 0
+        case .plaintext: 1
+        case .stripped: 2
+        case .inconclusive: 3
+        }
+    }
+
     case encrypted
     case plaintext
     /// Evidence that a box on the path removed STARTTLS.

@@ -342,7 +342,7 @@ public final class Engine {
             let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            out.write(bytes: n == chunk.count ? chunk : Array(chunk[0..<n]))
+            chunk.withUnsafeBytes { out.write(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             offset += off_t(n)
         }
     }
@@ -477,8 +477,8 @@ public final class Engine {
     func emit(_ record: SessionRecord) {
         if options.quiet && record.findings.isEmpty { return }
         switch options.format {
-        case .json: output.write(bytes: JSONLinesReport.sessionLine(record, file: currentFileLabel))
-        case .text: output.write(bytes: text.sessionLines(record, file: currentFileLabel))
+        case .json: output.write { JSONLinesReport.writeSession(record, file: currentFileLabel, into: $0) }
+        case .text: output.write { text.writeSession(record, file: currentFileLabel, into: $0) }
         }
     }
 

@@ -1,0 +1,122 @@
+/// An append-only byte buffer for report text. A class that is never shared, so a write is a
+/// capacity check and a store: no copy-on-write check, no retain, no bounds trap to keep.
+/// The reports write straight into the output's sink, with no string or array per session.
+public final class ByteSink {
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    public private(set) var count = 0
+
+    public init(capacity: Int = 1 << 16) {
+        self.capacity = max(64, capacity)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// The bytes written so far, valid until the next write or `removeAll`.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    public func removeAll() { count = 0 }
+
+    /// Drops the last `n` bytes.
+    public func removeLast(_ n: Int) { count -= min(n, count) }
+
+    /// The byte at `offset`, to rewrite one just written.
+    public subscript(offset: Int) -> UInt8 {
+        get { precondition(offset >= 0 && offset < count); return base[offset] }
+        set { precondition(offset >= 0 && offset < count); base[offset] = newValue }
+    }
+
+    @inline(never)
+    func grow(_ extra: Int) {
+        var size = capacity * 2
+        while size < count + extra { size *= 2 }
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
+        bigger.update(from: base, count: count)
+        base.deallocate()
+        base = bigger
+        capacity = size
+    }
+
+    @inline(__always)
+    public func append(_ byte: UInt8) {
+        if count == capacity { grow(1) }
+        base[count] = byte
+        count &+= 1
+    }
+
+    @inline(__always)
+    public func append(_ b0: UInt8, _ b1: UInt8) {
+        if capacity - count < 2 { grow(2) }
+        base[count] = b0
+        base[count &+ 1] = b1
+        count &+= 2
+    }
+
+    public func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let from = bytes.baseAddress, bytes.count > 0 else { return }
+        if capacity - count < bytes.count { grow(bytes.count) }
+        (base + count).update(from: from.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        count &+= bytes.count
+    }
+
+    public func append(_ bytes: UnsafeBufferPointer<UInt8>) { append(UnsafeRawBufferPointer(bytes)) }
+
+    public func append(_ s: StaticString) {
+        s.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Text made by smtpcap itself (names, numbers as text); never wire text, which goes
+    /// through `Escape`.
+    public func append(utf8 s: String) {
+        var s = s
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    public func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
+
+    /// A decimal integer.
+    public func appendDecimal(_ v: Int64) {
+        if capacity - count < 20 { grow(20) }
+        var magnitude = v.magnitude
+        if v < 0 {
+            base[count] = 0x2d
+            count &+= 1
+        }
+        if magnitude < 10 {
+            base[count] = 0x30 &+ UInt8(magnitude)
+            count &+= 1
+            return
+        }
+        var digits = 0
+        var m = magnitude
+        while m > 0 { digits &+= 1; m /= 10 }
+        var p = count &+ digits
+        count = p
+        while magnitude > 0 {
+            p &-= 1
+            base[p] = 0x30 &+ UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+        }
+    }
+
+    /// A decimal integer, zero-padded to `width` digits (a negative value gets its sign first).
+    public func appendPadded(_ v: Int64, width: Int) {
+        if v < 0 { append(0x2d) }
+        var magnitude = v.magnitude
+        var digits = 0
+        var m = magnitude
+        repeat { digits &+= 1; m /= 10 } while m > 0
+        let total = max(digits, width)
+        if capacity - count < total { grow(total) }
+        var p = count &+ total
+        let start = count
+        count = p
+        repeat {
+            p &-= 1
+            base[p] = 0x30 &+ UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
+        while p > start { p &-= 1; base[p] = 0x30 }
+    }
+}
