@@ -146,16 +146,7 @@ func wireText(_ bytes: some Collection<UInt8>, limit: Int = 200) -> String {
 
 /// `XXXXXXXA`: only X's (at least three) and at most one trailing letter.
 func isMaskedKeyword(_ keyword: some StringProtocol) -> Bool {
-    withUTF8Bytes(keyword) { u in
-        let count = u.count
-        guard count >= 4 else { return false }
-        var xs = 0
-        while xs < count && (u[xs] == 0x58 || u[xs] == 0x78) { xs += 1 }
-        guard xs >= 3 else { return false }
-        if xs == count { return true }
-        let last = u[count - 1] | 0x20
-        return xs == count - 1 && last >= 0x61 && last <= 0x7a
-    }
+    withUTF8Bytes(keyword) { isMaskedKeyword($0) }
 }
 
 /// Runs `body` over the text's UTF-8 bytes, in place when they are contiguous (native strings
@@ -181,6 +172,38 @@ public func firstWord(_ s: String) -> Substring {
     let u = s.utf8
     let from = u.index(u.startIndex, offsetBy: start)
     return s[from..<u.index(from, offsetBy: end - start)]
+}
+
+/// An EHLO reply line's keyword (its first word), read in one pass over the bytes: whether it
+/// is STARTTLS (any case) or a masked keyword (`XXXXXXXA`), and the line's length in bytes.
+func ehloKeyword(_ text: String) -> (starttls: Bool, masked: Bool, length: Int) {
+    withUTF8Bytes(text) { b in
+        var i = 0
+        while i < b.count && b[i] == 0x20 { i += 1 }
+        var j = i
+        while j < b.count && b[j] != 0x20 { j += 1 }
+        let word = UnsafeBufferPointer(rebasing: b[i..<j])
+        var starttls = word.count == 8
+        if starttls {
+            for (k, t) in "STARTTLS".utf8.enumerated() where (word[k] >= 0x61 && word[k] <= 0x7a ? word[k] - 0x20 : word[k]) != t {
+                starttls = false
+                break
+            }
+        }
+        return (starttls, isMaskedKeyword(word), b.count)
+    }
+}
+
+/// `XXXXXXXA` on bytes.
+func isMaskedKeyword(_ u: UnsafeBufferPointer<UInt8>) -> Bool {
+    let count = u.count
+    guard count >= 4 else { return false }
+    var xs = 0
+    while xs < count && (u[xs] == 0x58 || u[xs] == 0x78) { xs += 1 }
+    guard xs >= 3 else { return false }
+    if xs == count { return true }
+    let last = u[count - 1] | 0x20
+    return xs == count - 1 && last >= 0x61 && last <= 0x7a
 }
 
 /// ASCII case-insensitive equality with an upper-case ASCII literal.

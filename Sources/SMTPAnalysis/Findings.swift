@@ -25,9 +25,29 @@ public enum FindingCode: String, Sendable, CaseIterable, Comparable {
     // Hostile or broken traffic that hit a bound.
     case protocolAnomaly = "protocol-anomaly"
 
-    /// The position in declaration order.
-    var rank: Int { Self.ranks[self]! }
-    private static let ranks: [FindingCode: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+    /// The position in declaration order (a test checks it against `allCases`).
+    var rank: Int {
+        switch self {
+        case .starttlsMissing: 0
+        case .plaintextData: 1
+        case .starttlsStripped: 2
+        case .bannerMasked: 3
+        case .starttlsInconsistent: 4
+        case .plaintextAuth: 5
+        case .starttlsRefused: 6
+        case .starttlsUnused: 7
+        case .starttlsCommandInjection: 8
+        case .starttlsResponseInjection: 9
+        case .tlsNotStarted: 10
+        case .ehloRejected: 11
+        case .captureGap: 12
+        case .weakTLS: 13
+        case .tlsFailed: 14
+        case .certificateExpired: 15
+        case .certificateSelfSigned: 16
+        case .protocolAnomaly: 17
+        }
+    }
 
     public static func < (a: FindingCode, b: FindingCode) -> Bool {
         a.rank < b.rank

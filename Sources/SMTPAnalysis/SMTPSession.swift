@@ -533,10 +533,10 @@ public struct SMTPSession: StreamConsumer {
                 }
                 keywords.reserveCapacity(min(reply.lines.count, Self.maxKeywords + 1))
                 for text in reply.lines.dropFirst().prefix(Self.maxKeywords) {
-                    let keyword = firstWord(text)
-                    keywords.append(prefixBytes(text, 100))
-                    if equalsIgnoringCase(keyword, "STARTTLS") { starttls = true }
-                    if isMaskedKeyword(keyword) { masked.append(String(keyword)) }
+                    let keyword = ehloKeyword(text)
+                    keywords.append(keyword.length > 100 ? prefixBytes(text, 100) : text)
+                    if keyword.starttls { starttls = true }
+                    if keyword.masked { masked.append(String(firstWord(text))) }
                 }
                 record.greeting = "EHLO"
             } else if reply.code >= 500 {

@@ -436,9 +436,12 @@ public final class Engine {
     }
 
     func drain(_ table: inout FlowTable<SessionFactory>, fileLabel: String?) {
-        let done = table.factory.finishedSessions
-        table.factory.finishedSessions.removeAll(keepingCapacity: true)
+        // Swapped out, not copied: clearing a copied array would allocate a new buffer.
+        var done: [SessionRecord] = []
+        swap(&done, &table.factory.finishedSessions)
         for record in done { finished(record, fileLabel: fileLabel) }
+        done.removeAll(keepingCapacity: true)
+        swap(&done, &table.factory.finishedSessions)
     }
 
     var currentFileLabel: String?
@@ -450,6 +453,11 @@ public final class Engine {
         summary.add(record)
         if options.interface != nil {
             emit(record)
+            return
+        }
+        if record.id == nextToPrint && reorder.isEmpty {
+            emit(record)  // the common case when sessions end in the order they began
+            nextToPrint += 1
             return
         }
         reorder[record.id] = record

@@ -1,0 +1,87 @@
+import PacketDecoding
+import Testing
+@testable import Reporting
+@testable import SMTPAnalysis
+
+/// The byte-level fast paths of the SMTP machine and the reports against the plain String
+/// versions they replace.
+@Suite("Fast paths agree with their plain versions")
+struct FastPathTests {
+    static let keywordLines = [
+        "STARTTLS", "starttls", "StartTLS", "STARTTLS ", "  STARTTLS", "STARTTLSX", "STARTTL", "",
+        " ", "XXXXXXXA", "xxxxxxxa", "XXXXA", "XXX", "XXXX", "XXXXXXXA extra", "XXXXXXX1", "XXAXXXXX",
+        "SIZE 10240000", "AUTH PLAIN LOGIN", "8BITMIME", "PIPELINING", "ÉSTARTTLS", "STARTTLS\u{301}",
+        "X\u{0}XXX", "SMTPUTF8 ünïcode", String(repeating: "K", count: 300),
+    ]
+
+    @Test func ehloKeywordMatchesTheStringHelpers() {
+        for line in Self.keywordLines {
+            let facts = ehloKeyword(line)
+            let word = line.split(separator: " ", omittingEmptySubsequences: true).first.map(String.init) ?? ""
+            #expect(facts.starttls == (word.uppercased() == "STARTTLS" && word.utf8.count == 8), "\(line)")
+            #expect(facts.masked == isMaskedKeyword(Substring(word)), "\(line)")
+            #expect(facts.length == line.utf8.count, "\(line)")
+            #expect(String(firstWord(line)) == word, "\(line)")
+        }
+    }
+
+    @Test func rankIsDeclarationOrder() {
+        for (i, code) in FindingCode.allCases.enumerated() { #expect(code.rank == i, "\(code)") }
+        for (i, verdict) in Verdict.allCases.enumerated() { #expect(verdict.rank == i, "\(verdict)") }
+    }
+
+    /// IPv6 text written as bytes equals `description` (RFC 5952) on addresses with zero runs
+    /// of every length and place.
+    @Test func ipv6BytesEqualDescription() {
+        var state: UInt64 = 0x9e37_79b9_7f4a_7c15
+        func next() -> UInt64 {
+            state &+= 0x9e37_79b9_7f4a_7c15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            return z ^ (z >> 31)
+        }
+        var checked = 0
+        for _ in 0..<4000 {
+            var groups = (0..<8).map { _ in UInt16(truncatingIfNeeded: next()) }
+            // Zero some groups: runs and lone zeros, and small values (leading zeros dropped).
+            let mask = next()
+            for i in 0..<8 {
+                switch (mask >> (UInt64(i) * 3)) & 7 {
+                case 0, 1, 2: groups[i] = 0
+                case 3: groups[i] &= 0xf
+                default: break
+                }
+            }
+            var high: UInt64 = 0, low: UInt64 = 0
+            for i in 0..<4 {
+                high = high << 16 | UInt64(groups[i])
+                low = low << 16 | UInt64(groups[4 + i])
+            }
+            let address = IPAddress(ipv6High: high, low: low)
+            let sink = ByteSink(capacity: 64)
+            address.appendIPv6(into: sink)
+            #expect(String(decoding: sink.bytes, as: UTF8.self) == address.description)
+            checked += 1
+        }
+        #expect(checked == 4000)
+        for (h, l) in [(UInt64(0), UInt64(0)), (0, 1), (0x2001_0db8_0000_0000, 0x0000_0000_0000_0001), (.max, .max)] {
+            let sink = ByteSink(capacity: 64)
+            IPAddress(ipv6High: h, low: l).appendIPv6(into: sink)
+            #expect(String(decoding: sink.bytes, as: UTF8.self) == IPAddress(ipv6High: h, low: l).description)
+        }
+    }
+
+    /// The JSON escaper's fast path and slow path give the same text as the String version.
+    @Test func jsonEscapingAgrees() {
+        let samples = ["", "plain text", "quote \" and \\ backslash", "tab\tnew\nline\r", "\u{1b}[31mred",
+                       "ünïcode", "emoji 😀", "del \u{7f}", String(repeating: "a", count: 100) + "\u{0}",
+                       String(repeating: "b", count: 47) + "\"" + String(repeating: "c", count: 30)]
+        for s in samples {
+            let sink = ByteSink(capacity: 8)
+            Escape.json(s, into: sink)
+            #expect(String(decoding: sink.bytes, as: UTF8.self) == Escape.json(s))
+            #expect(sink.bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7f })
+        }
+    }
+}
