@@ -171,20 +171,22 @@ struct BodyScanner {
         var i = start
         @inline(__always) func hits(_ at: Int) -> SIMDMask<SIMD16<UInt8>.MaskStorage> {
             (base.loadUnaligned(fromByteOffset: at, as: SIMD16<UInt8>.self) .== lf)
-                .& (base.loadUnaligned(fromByteOffset: at + 1, as: SIMD16<UInt8>.self) .== dot)
+                .& (base.loadUnaligned(fromByteOffset: at &+ 1, as: SIMD16<UInt8>.self) .== dot)
         }
-        while end - i >= 65 {
-            if any(hits(i) .| hits(i + 16) .| hits(i + 32) .| hits(i + 48)) { break }
-            i += 64
+        // Wrapping index arithmetic: `i` stays below `end`, and overflow checks cost as much
+        // as the compares.
+        while end &- i >= 65 {
+            if any(hits(i) .| hits(i &+ 16) .| hits(i &+ 32) .| hits(i &+ 48)) { break }
+            i &+= 64
         }
-        while end - i >= 17 {
+        while end &- i >= 17 {
             let here = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
-            let next = base.loadUnaligned(fromByteOffset: i + 1, as: SIMD16<UInt8>.self)
+            let next = base.loadUnaligned(fromByteOffset: i &+ 1, as: SIMD16<UInt8>.self)
             let hits = (here .== lf) .& (next .== dot)
             if any(hits) {
                 for j in 0..<16 where hits[j] { return i + j }
             }
-            i += 16
+            i &+= 16
         }
         while end - i >= 2 {
             if base.load(fromByteOffset: i, as: UInt8.self) == 0x0a && base.load(fromByteOffset: i + 1, as: UInt8.self) == 0x2e {

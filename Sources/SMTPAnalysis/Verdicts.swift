@@ -30,29 +30,34 @@ extension SMTPSession {
     func derivedFindings() -> [Finding] {
         var out: [Finding] = []
         let r = record
-        let offeredKeywords = { (e: EHLOReply) -> String in
-            var list = ""
-            for k in e.keywords {
-                if !list.isEmpty { list += " " }
-                list += firstWord(k)
-            }
-            return list
-        }
 
         for e in r.ehlo where !e.starttls && e.complete {
             // After an accepted STARTTLS a server does not offer it again: not a finding.
             if let tlsFrame = r.starttls.frame, r.starttls.reply == 220, e.frame > tlsFrame { continue }
-            let message: String
+            var message = MessageBuilder()
             if e.code / 100 != 2 {
-                message = "EHLO was rejected with \(e.code): no extensions, so no STARTTLS"
+                message.add("EHLO was rejected with ")
+                message.add(e.code)
+                message.add(": no extensions, so no STARTTLS")
             } else {
-                let listed = offeredKeywords(e)
-                message = "the EHLO reply did not offer STARTTLS (offered: \(listed.isEmpty ? "nothing" : listed))"
+                message.add("the EHLO reply did not offer STARTTLS (offered: ")
+                if e.keywords.isEmpty { message.add("nothing") }
+                for (i, k) in e.keywords.enumerated() {
+                    if i > 0 { message.add(" ") }
+                    message.addFirstWord(of: k)
+                }
+                message.add(")")
             }
-            out.append(Finding(code: .starttlsMissing, frame: e.frame, message: message))
+            out.append(Finding(code: .starttlsMissing, frame: e.frame, message: message.string))
             if !e.maskedKeywords.isEmpty {
-                out.append(Finding(code: .starttlsStripped, frame: e.frame,
-                    message: "the EHLO reply shows \(e.maskedKeywords.joined(separator: " ")) where STARTTLS belongs: a middlebox (e.g. Cisco ASA ESMTP inspection) masked it"))
+                var stripped = MessageBuilder()
+                stripped.add("the EHLO reply shows ")
+                for (i, k) in e.maskedKeywords.enumerated() {
+                    if i > 0 { stripped.add(" ") }
+                    stripped.add(k)
+                }
+                stripped.add(" where STARTTLS belongs: a middlebox (e.g. Cisco ASA ESMTP inspection) masked it")
+                out.append(Finding(code: .starttlsStripped, frame: e.frame, message: stripped.string))
             }
         }
 
@@ -96,9 +101,22 @@ extension SMTPSession {
         }
 
         for m in r.messages {
-            let reply = m.reply.map { code in code / 100 == 2 ? "accepted (\(code))" : "refused (\(code))" } ?? "no final reply seen"
-            out.append(Finding(code: .plaintextData, frame: m.frame,
-                message: "message content sent in plaintext with \(m.method.rawValue): \(m.bytes) bytes\(m.truncated ? " (cut short)" : ""), \(m.recipients) recipient(s), \(reply)"))
+            var message = MessageBuilder()
+            message.add("message content sent in plaintext with ")
+            message.add(m.method == .bdat ? "BDAT" : "DATA")
+            message.add(": ")
+            message.add(m.bytes)
+            message.add(m.truncated ? " bytes (cut short), " : " bytes, ")
+            message.add(m.recipients)
+            message.add(" recipient(s), ")
+            if let code = m.reply {
+                message.add(code / 100 == 2 ? "accepted (" : "refused (")
+                message.add(code)
+                message.add(")")
+            } else {
+                message.add("no final reply seen")
+            }
+            out.append(Finding(code: .plaintextData, frame: m.frame, message: message.string))
         }
         if r.messagesNotListed > 0 {
             out.append(Finding(code: .plaintextData, frame: nil,
@@ -160,12 +178,25 @@ extension SMTPSession {
             else if r.greeting == "HELO" { why = "the client used HELO: no extensions, no STARTTLS" }
             else if r.ehlo.isEmpty { why = "no EHLO reply seen" }
             else { why = "the server's EHLO reply had no STARTTLS" }
-            return (.plaintext, "NOT ENCRYPTED: \(plaintextMessages) message(s) sent in plaintext (\(why))")
+            var reason = MessageBuilder()
+            reason.add("NOT ENCRYPTED: ")
+            reason.add(plaintextMessages)
+            reason.add(" message(s) sent in plaintext (")
+            reason.add(why)
+            reason.add(")")
+            return (.plaintext, reason.string)
         }
         if let tls = r.tls, tls.started {
             var what = tls.implicit ? "ENCRYPTED (implicit TLS)" : "ENCRYPTED after STARTTLS"
             if let hello = tls.serverHello {
-                what += " (\(TLSNames.version(hello.version)), \(TLSNames.cipherSuite(hello.cipherSuite)))"
+                var reason = MessageBuilder()
+                reason.add(what)
+                reason.add(" (")
+                reason.add(TLSNames.version(hello.version))
+                reason.add(", ")
+                reason.add(TLSNames.cipherSuite(hello.cipherSuite))
+                reason.add(")")
+                what = reason.string
             } else if r.findings.contains(where: { $0.code == .tlsFailed }) {
                 what = "TLS HANDSHAKE FAILED"
                 return (.inconclusive, what)
@@ -179,4 +210,48 @@ extension SMTPSession {
         if !r.handshakeSeen { return (.inconclusive, "INCONCLUSIVE: the capture starts mid-session and no message was seen") }
         return (.inconclusive, "INCONCLUSIVE: no message was exchanged")
     }
+}
+
+/// Builds a message as bytes and makes one String of it at the end: string interpolation
+/// costs an append of hundreds of instructions per piece, and sessions make several messages.
+struct MessageBuilder {
+    private var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(160) }
+
+    mutating func add(_ s: StaticString) { s.withUTF8Buffer { bytes.append(contentsOf: $0) } }
+    mutating func add(_ s: String) { withUTF8Bytes(s) { bytes.append(contentsOf: $0) } }
+
+    /// The first word of `s` (as `firstWord` gives it).
+    mutating func addFirstWord(of s: String) {
+        withUTF8Bytes(s) { b in
+            var i = 0
+            while i < b.count && b[i] == 0x20 { i += 1 }
+            var j = i
+            while j < b.count && b[j] != 0x20 { j += 1 }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<j]))
+        }
+    }
+
+    mutating func add<T: BinaryInteger>(_ value: T) {
+        if value < 0 { bytes.append(0x2d) }
+        var v = UInt64(value.magnitude)  // the counters are at most 64 bits; BDAT sizes reach 2^64-1
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { d in
+            var n = 0
+            repeat {
+                d[n] = UInt8(v % 10) + 0x30
+                v /= 10
+                n += 1
+            } while v > 0
+            while n > 0 {
+                n -= 1
+                bytes.append(d[n])
+            }
+        }
+    }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
 }
