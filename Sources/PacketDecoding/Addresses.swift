@@ -96,7 +96,7 @@ public struct FlowKey: Hashable, Sendable {
     public var b: Endpoint
 
     /// Builds the key and says whether `source` is the key's `a` side.
-    @inlinable
+    @inlinable @inline(__always)
     public static func canonical(source: Endpoint, destination: Endpoint) -> (key: FlowKey, sourceIsA: Bool) {
         if source < destination {
             return (FlowKey(a: source, b: destination), true)

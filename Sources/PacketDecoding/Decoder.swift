@@ -93,19 +93,20 @@ public struct PacketDecoder: Sendable {
         self.linkType = linkType
     }
 
-    @inlinable
+    // Big-endian reads; every caller has checked the frame's length first.
+    @inlinable @inline(__always)
     static func u16(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt16 {
-        UInt16(p[at]) << 8 | UInt16(p[at &+ 1])
+        UInt16(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt16.self))
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func u32(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
-        UInt32(p[at]) << 24 | UInt32(p[at &+ 1]) << 16 | UInt32(p[at &+ 2]) << 8 | UInt32(p[at &+ 3])
+        UInt32(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt32.self))
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func u64(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt64 {
-        UInt64(u32(p, at)) << 32 | UInt64(u32(p, at &+ 4))
+        UInt64(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt64.self))
     }
 
     public func decode(_ frame: UnsafeRawBufferPointer) -> DecodeOutcome {

@@ -88,15 +88,30 @@ public final class ByteSink {
             count &+= 1
             return
         }
-        var digits = 0
+        var digits = 1
         var m = magnitude
-        while m > 0 { digits &+= 1; m /= 10 }
+        while m >= 10_000 { digits &+= 4; m /= 10_000 }
+        while m >= 10 { digits &+= 1; m /= 10 }
         var p = count &+ digits
         count = p
         while magnitude > 0 {
             p &-= 1
             base[p] = 0x30 &+ UInt8(truncatingIfNeeded: magnitude % 10)
             magnitude /= 10
+        }
+    }
+
+    /// Exactly `count` decimal digits of `v` (0 <= v < 10^count), zero-padded.
+    @inline(__always)
+    public func appendFixedDigits(_ v: Int, count digits: Int) {
+        if capacity - count < digits { grow(digits) }
+        var v = v
+        var p = count &+ digits
+        count = p
+        for _ in 0..<digits {
+            p &-= 1
+            base[p] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
+            v /= 10
         }
     }
 

@@ -23,20 +23,24 @@ extension Timestamp {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         if month <= 2 { year += 1 }
-        let micro = Int64(max(0, min(999_999_999, nanoseconds))) / 1000
-        out.appendPadded(year, width: 4)
+        let micro = Int(max(0, min(999_999_999, nanoseconds))) / 1000
+        if year < 0 || year > 9999 {
+            out.appendPadded(year, width: 4)
+        } else {
+            out.appendFixedDigits(Int(year), count: 4)
+        }
         out.append(0x2d)
-        out.appendPadded(month, width: 2)
+        out.appendFixedDigits(Int(month), count: 2)
         out.append(0x2d)
-        out.appendPadded(day, width: 2)
+        out.appendFixedDigits(Int(day), count: 2)
         out.append(0x54)
-        out.appendPadded(secondOfDay / 3600, width: 2)
+        out.appendFixedDigits(Int(secondOfDay / 3600), count: 2)
         out.append(0x3a)
-        out.appendPadded(secondOfDay / 60 % 60, width: 2)
+        out.appendFixedDigits(Int(secondOfDay / 60 % 60), count: 2)
         out.append(0x3a)
-        out.appendPadded(secondOfDay % 60, width: 2)
+        out.appendFixedDigits(Int(secondOfDay % 60), count: 2)
         out.append(0x2e)
-        out.appendPadded(micro, width: 6)
+        out.appendFixedDigits(micro, count: 6)
         out.append(0x5a)
     }
 }

@@ -46,13 +46,19 @@ struct FlowIndex {
         return Int(truncatingIfNeeded: h ^ (h >> 32)) & mask
     }
 
+    @inline(__always)
     subscript(key: FlowKey) -> Int? {
         var i = bucket(key)
-        while true {
-            let v = values[i]
-            if v == Self.empty { return nil }
-            if keys[i] == key { return Int(v) }
-            i = (i + 1) & mask
+        return keys.withUnsafeBufferPointer { keys in
+            values.withUnsafeBufferPointer { values in
+                // `i` is masked into the table, whose size is a power of two: no bounds to check.
+                while true {
+                    let v = values[i]
+                    if v == Self.empty { return nil }
+                    if keys[i] == key { return Int(v) }
+                    i = (i &+ 1) & mask
+                }
+            }
         }
     }
 
