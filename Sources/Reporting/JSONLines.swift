@@ -99,13 +99,14 @@ public struct JSONObject {
     public mutating func objects<T>(_ k: StaticString, _ items: [T], _ build: (T, inout JSONObject) -> Void) {
         key(k)
         out.append(0x5b)
-        var first = true
-        for item in items {
-            if !first { out.append(0x2c) }
-            first = false
-            var o = JSONObject(into: out)
-            build(item, &o)
-            out.append(0x7d)
+        // Elements read in place (a for-in loop copies each, retaining its fields).
+        items.withUnsafeBufferPointer { items in
+            for i in items.indices {
+                if i > 0 { out.append(0x2c) }
+                var o = JSONObject(into: out)
+                build(items[i], &o)
+                out.append(0x7d)
+            }
         }
         out.append(0x5d)
     }
@@ -234,11 +235,13 @@ public enum JSONLinesReport {
             if !e.maskedKeywords.isEmpty { x.strings("masked", e.maskedKeywords) }
         }
         if r.ehloNotListed > 0 { o.int("ehlo_not_listed", r.ehloNotListed) }
+        // Closures capture only small values: capturing the record copied it whole.
+        let starttls = r.starttls
         o.object("starttls") { s in
-            s.bool("offered", r.starttls.offered)
-            s.bool("requested", r.starttls.requested)
-            s.int("reply", r.starttls.reply)
-            s.int("frame", r.starttls.frame)
+            s.bool("offered", starttls.offered)
+            s.bool("requested", starttls.requested)
+            s.int("reply", starttls.reply)
+            s.int("frame", starttls.frame)
         }
         if let tls = r.tls, tls.started || tls.implicit || r.starttls.reply == 220 {
             o.object("tls") { tlsObject(tls, into: &$0) }
@@ -276,8 +279,9 @@ public enum JSONLinesReport {
             x.string("message", f.message)
         }
         if !r.anomalies.isEmpty {
+            let anomalies = r.anomalies.sorted(by: { $0.key < $1.key })
             o.object("anomalies") { a in
-                for (k, v) in r.anomalies.sorted(by: { $0.key < $1.key }) { a.int(dynamicKey: k, v) }
+                for (k, v) in anomalies { a.int(dynamicKey: k, v) }
             }
         }
         if let transcript = r.transcript {

@@ -46,7 +46,7 @@ public struct SMTPSession: StreamConsumer {
     /// EHLO replies kept per session; later ones are counted.
     static let maxEHLOListed = 16
 
-    public private(set) var record: SessionRecord
+    public internal(set) var record: SessionRecord
     let options: SessionOptions
 
     var clientMode = ClientMode.command
@@ -91,21 +91,17 @@ public struct SMTPSession: StreamConsumer {
     var bufferedCache = 0
     var bufferedStale = true
 
+    @inline(__always)
     public init(info: ConnectionInfo, options: SessionOptions = SessionOptions()) {
-        record = SessionRecord(info: info)
+        // Everything decided in locals first, each property stored once: mutating the finished
+        // session here made the compiler build it aside and copy it out (a retain per field).
+        let implicitTLS = options.implicitTLSPorts.contains(info.server.port)
+        record = SessionRecord(info: info, transcript: options.transcript, implicitTLS: implicitTLS)
         self.options = options
-        if options.transcript { record.transcript = [] }
-        if !info.handshakeSeen {
-            // Mid-session start: the first partial lines are not trusted.
-            clientLines.skipping = false
-        }
-        if options.implicitTLSPorts.contains(info.server.port) {
-            clientMode = .tls
-            serverMode = .tls
-            var tls = TLSFacts()
-            tls.implicit = true
-            record.tls = tls
-        }
+        clientMode = implicitTLS ? .tls : .command
+        serverMode = implicitTLS ? .tls : .replies
+        // A mid-session start (no handshake) takes the first partial line as it comes: the
+        // framer does not skip to a line end (its default).
     }
 
     // MARK: - StreamConsumer

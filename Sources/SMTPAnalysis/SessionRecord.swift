@@ -130,6 +130,23 @@ public struct SessionRecord: Sendable {
         serverStats = DirectionStats()
     }
 
+    /// A session's record as it starts: with an empty transcript when one is kept, and TLS
+    /// facts from the start on an implicit-TLS port.
+    init(info: ConnectionInfo, transcript: Bool, implicitTLS: Bool) {
+        self.init(info: info)
+        if transcript { self.transcript = [] }
+        if implicitTLS {
+            var tls = TLSFacts()
+            tls.implicit = true
+            self.tls = tls
+        }
+    }
+
+    /// An empty record to swap in where one is moved out (no field allocates).
+    static let placeholder = SessionRecord(info: ConnectionInfo(
+        id: 0, client: Endpoint(address: IPAddress(ipv4: 0), port: 0), server: Endpoint(address: IPAddress(ipv4: 0), port: 0),
+        serverEvidence: .guess, handshakeSeen: false, firstFrame: 0, start: .zero))
+
     /// Whether any EHLO reply listed STARTTLS, or nil when there was no EHLO reply.
     public var starttlsOfferedInEHLO: Bool? {
         ehlo.isEmpty ? nil : ehlo.contains { $0.starttls }

@@ -2,8 +2,9 @@ import PacketDecoding
 import TCPReassembly
 
 extension SMTPSession {
-    /// Ends the session: flushes what is open and derives findings and the verdict.
-    public consuming func finish(client: DirectionStats, server: DirectionStats, end: Timestamp) -> SessionRecord {
+    /// Ends the session: flushes what is open and derives findings and the verdict. The record
+    /// is moved out: the session is spent afterwards.
+    public mutating func finish(client: DirectionStats, server: DirectionStats, end: Timestamp) -> SessionRecord {
         let meta = ChunkMeta(frame: 0, timestamp: end)
         if clientMode == .holding { releaseHeld(assumeSuccess: true, meta) }
         if clientMode == .body || clientMode == .bdat {
@@ -15,25 +16,31 @@ extension SMTPSession {
         // A line still open at the end (a megabyte with no line end) is noted too.
         if clientLines.length > 512 { note(clientLines.length > LineFramer.keep ? "line-truncated" : "command-line-over-512") }
         if serverLines.length > 512 { note(serverLines.length > LineFramer.keep ? "line-truncated" : "reply-line-over-512") }
-        var r = record
-        r.clientStats = client
-        r.serverStats = server
-        if r.end < end { r.end = end }
-        r.findings += derivedFindings()
+        record.clientStats = client
+        record.serverStats = server
+        if record.end < end { record.end = end }
+        let derived = derivedFindings()
+        // Moved out, not copied (a copy retains every field of the record).
+        var r = SessionRecord.placeholder
+        swap(&r, &record)
+        r.findings += derived
         r.findings.sort { ($0.frame ?? .max, $0.code) < ($1.frame ?? .max, $1.code) }
         r.complete = r.handshakeSeen && client.gaps == 0 && server.gaps == 0
             && (client.finSeen || client.rstSeen || server.rstSeen) && (server.finSeen || client.rstSeen || server.rstSeen)
-        (r.verdict, r.verdictReason) = Self.verdict(for: r)
+        // Into locals first: assigning to `r` while it is read copied it whole.
+        let (verdict, reason) = Self.verdict(for: r)
+        r.verdict = verdict
+        r.verdictReason = reason
         return r
     }
 
+    /// Reads `record` in place (a local copy of it would retain each of its fields).
     func derivedFindings() -> [Finding] {
         var out: [Finding] = []
-        let r = record
 
-        for e in r.ehlo where !e.starttls && e.complete {
+        for e in record.ehlo where !e.starttls && e.complete {
             // After an accepted STARTTLS a server does not offer it again: not a finding.
-            if let tlsFrame = r.starttls.frame, r.starttls.reply == 220, e.frame > tlsFrame { continue }
+            if let tlsFrame = record.starttls.frame, record.starttls.reply == 220, e.frame > tlsFrame { continue }
             var message = MessageBuilder()
             if e.code / 100 != 2 {
                 message.add("EHLO was rejected with ")
@@ -61,22 +68,22 @@ extension SMTPSession {
             }
         }
 
-        if r.ehloNotListedWithoutSTARTTLS > 0 {
+        if record.ehloNotListedWithoutSTARTTLS > 0 {
             out.append(Finding(code: .starttlsMissing, frame: nil,
-                message: "\(r.ehloNotListedWithoutSTARTTLS) more EHLO repl(ies) without STARTTLS past the listing limit"))
+                message: "\(record.ehloNotListedWithoutSTARTTLS) more EHLO repl(ies) without STARTTLS past the listing limit"))
         }
 
-        if r.starttls.requested, let code = r.starttls.reply, code != 220 {
-            if r.starttls.offered && (code == 500 || code == 502) {
-                out.append(Finding(code: .starttlsStripped, frame: r.starttls.frame,
+        if record.starttls.requested, let code = record.starttls.reply, code != 220 {
+            if record.starttls.offered && (code == 500 || code == 502) {
+                out.append(Finding(code: .starttlsStripped, frame: record.starttls.frame,
                     message: "STARTTLS was offered but the command came back \(code) (unrecognized): a middlebox rewrote the command"))
             } else {
-                out.append(Finding(code: .starttlsRefused, frame: r.starttls.frame,
+                out.append(Finding(code: .starttlsRefused, frame: record.starttls.frame,
                     message: "the server answered STARTTLS with \(code)"))
             }
         }
 
-        if r.starttls.offered && !r.starttls.requested && plaintextCommandsAfterOffer {
+        if record.starttls.offered && !record.starttls.requested && plaintextCommandsAfterOffer {
             out.append(Finding(code: .starttlsUnused, frame: firstPlaintextAfterOfferFrame,
                 message: "STARTTLS was offered but the client went on in plaintext"))
         }
@@ -90,17 +97,17 @@ extension SMTPSession {
             out.append(Finding(code: .starttlsResponseInjection, frame: responseInjectionFrame,
                 message: "the server sent \(count) plaintext bytes after its 220 to STARTTLS before the TLS ServerHello"))
         }
-        if r.starttls.reply == 220 && r.tls?.started != true {
-            out.append(Finding(code: .tlsNotStarted, frame: r.starttls.frame,
+        if record.starttls.reply == 220 && record.tls?.started != true {
+            out.append(Finding(code: .tlsNotStarted, frame: record.starttls.frame,
                 message: "the server accepted STARTTLS but no TLS handshake followed"))
         }
 
-        if let auth = r.auth, auth.plaintext {
+        if let auth = record.auth, auth.plaintext {
             out.append(Finding(code: .plaintextAuth, frame: auth.frame,
                 message: "AUTH \(auth.mechanism) was sent without TLS: the credentials crossed the wire in the clear"))
         }
 
-        for m in r.messages {
+        for m in record.messages {
             var message = MessageBuilder()
             message.add("message content sent in plaintext with ")
             message.add(m.method == .bdat ? "BDAT" : "DATA")
@@ -118,12 +125,12 @@ extension SMTPSession {
             }
             out.append(Finding(code: .plaintextData, frame: m.frame, message: message.string))
         }
-        if r.messagesNotListed > 0 {
+        if record.messagesNotListed > 0 {
             out.append(Finding(code: .plaintextData, frame: nil,
-                message: "\(r.messagesNotListed) more plaintext message(s) past the listing limit"))
+                message: "\(record.messagesNotListed) more plaintext message(s) past the listing limit"))
         }
 
-        if let tls = r.tls {
+        if let tls = record.tls {
             if let hello = tls.serverHello, !hello.helloRetryRequest {
                 let version = TLSNames.version(hello.version)
                 var weak: [String] = []
@@ -134,7 +141,7 @@ extension SMTPSession {
                 }
             }
             if let cert = tls.certificate {
-                if cert.notAfter < r.start.seconds || cert.notBefore > r.start.seconds {
+                if cert.notAfter < record.start.seconds || cert.notBefore > record.start.seconds {
                     out.append(Finding(code: .certificateExpired, frame: tls.frame,
                         message: "the server certificate (\(cert.subject)) was not valid at the time of the session"))
                 }
@@ -152,16 +159,16 @@ extension SMTPSession {
             }
         }
 
-        let gaps = r.clientStats.gaps + r.serverStats.gaps
+        let gaps = record.clientStats.gaps + record.serverStats.gaps
         if gaps > 0 {
-            let lost = r.clientStats.lostBytes + r.serverStats.lostBytes
+            let lost = record.clientStats.lostBytes + record.serverStats.lostBytes
             out.append(Finding(code: .captureGap, frame: nil,
-                message: "\(gaps) gap(s), \(lost) bytes missing from the capture (client \(r.clientStats.lostBytes), server \(r.serverStats.lostBytes)): results may be incomplete"))
+                message: "\(gaps) gap(s), \(lost) bytes missing from the capture (client \(record.clientStats.lostBytes), server \(record.serverStats.lostBytes)): results may be incomplete"))
         }
         return out
     }
 
-    static func verdict(for r: SessionRecord) -> (Verdict, String) {
+    static func verdict(for r: borrowing SessionRecord) -> (Verdict, String) {
         if r.findings.contains(where: { $0.code == .starttlsStripped }) {
             if r.ehlo.contains(where: { !$0.maskedKeywords.isEmpty && !$0.starttls }) {
                 let masked = r.ehlo.flatMap(\.maskedKeywords).first ?? "XXXXXXXA"

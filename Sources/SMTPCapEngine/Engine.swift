@@ -90,7 +90,7 @@ struct SessionFactory: StreamFactory {
         SMTPSession(info: info, options: options)
     }
 
-    mutating func finished(_ consumer: consuming SMTPSession, info: ConnectionInfo,
+    mutating func finished(_ consumer: inout SMTPSession, info: ConnectionInfo,
                            client: DirectionStats, server: DirectionStats, end: Timestamp) {
         if client.bytes == 0 && server.bytes == 0 && client.gaps == 0 && server.gaps == 0 {
             emptyConnections += 1  // a SYN with no data: nothing SMTP to say
@@ -439,14 +439,15 @@ public final class Engine {
         // Swapped out, not copied: clearing a copied array would allocate a new buffer.
         var done: [SessionRecord] = []
         swap(&done, &table.factory.finishedSessions)
-        for record in done { finished(record, fileLabel: fileLabel) }
-        done.removeAll(keepingCapacity: true)
+        // Moved out one by one (iterating would copy each record, retaining all its fields).
+        done.reverse()
+        while let record = done.popLast() { finished(record, fileLabel: fileLabel) }
         swap(&done, &table.factory.finishedSessions)
     }
 
     var currentFileLabel: String?
 
-    func finished(_ record: SessionRecord, fileLabel: String?) {
+    func finished(_ record: consuming SessionRecord, fileLabel: String?) {
         currentFileLabel = fileLabel
         if let limit = options.sessionLimit, reported >= limit { return }
         reported += 1
@@ -460,7 +461,8 @@ public final class Engine {
             nextToPrint += 1
             return
         }
-        reorder[record.id] = record
+        let id = record.id
+        reorder[id] = consume record
         flushReorder(all: false)
     }
 

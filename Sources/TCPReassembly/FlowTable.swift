@@ -353,14 +353,14 @@ public struct FlowTable<Factory: StreamFactory> {
         let flow = Flow(info: info, consumer: factory.makeConsumer(info), lastSeen: meta.timestamp)
         let slot: Int
         if let free = freeSlots.popLast() {
-            slots[free] = flow
+            slots[free] = consume flow
             lastSeen[free] = meta.timestamp
             ids[free] = info.id
             retired[free] = false
             buffered[free] = 0
             slot = free
         } else {
-            slots.append(flow)
+            slots.append(consume flow)
             lastSeen.append(meta.timestamp)
             ids.append(info.id)
             retired.append(false)
@@ -384,7 +384,7 @@ public struct FlowTable<Factory: StreamFactory> {
         ids[slot] = 0
         freeSlots.append(slot)
         if retired[slot] { return }  // reported when it was evicted
-        factory.finished(flow.consumer, info: flow.info, client: flow.client.stats, server: flow.server.stats,
+        factory.finished(&flow.consumer, info: flow.info, client: flow.client.stats, server: flow.server.stats,
                          end: flow.lastSeen)
     }
 
@@ -397,9 +397,8 @@ public struct FlowTable<Factory: StreamFactory> {
         stats.outOfWindow += UInt64(flow.client.stats.outOfWindow + flow.server.stats.outOfWindow)
         flow.finish(.evicted, meta: meta)
         let (client, server) = (flow.client.stats, flow.server.stats)
-        var consumer = factory.makeConsumer(flow.info)
-        swap(&consumer, &flow.consumer)
-        factory.finished(consumer, info: flow.info, client: client, server: server, end: flow.lastSeen)
+        factory.finished(&flow.consumer, info: flow.info, client: client, server: server, end: flow.lastSeen)
+        flow.consumer = factory.makeConsumer(flow.info)
         flow.client = HalfStream()
         flow.server = HalfStream()
         flow.accountedBuffered = 0

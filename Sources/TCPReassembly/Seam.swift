@@ -119,6 +119,8 @@ public protocol StreamConsumer {
 public protocol StreamFactory {
     associatedtype Consumer: StreamConsumer
     mutating func makeConsumer(_ info: ConnectionInfo) -> Consumer
-    mutating func finished(_ consumer: consuming Consumer, info: ConnectionInfo,
+    /// The consumer is handed over in place, spent: moving a large consumer out of the table
+    /// would copy it (and retain each of its fields).
+    mutating func finished(_ consumer: inout Consumer, info: ConnectionInfo,
                            client: DirectionStats, server: DirectionStats, end: Timestamp)
 }

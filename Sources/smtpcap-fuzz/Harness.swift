@@ -46,7 +46,7 @@ enum Harness: String, CaseIterable {
 
     struct Sink: StreamFactory {
         mutating func makeConsumer(_ info: ConnectionInfo) -> SMTPSession { SMTPSession(info: info) }
-        mutating func finished(_ consumer: consuming SMTPSession, info: ConnectionInfo, client: DirectionStats,
+        mutating func finished(_ consumer: inout SMTPSession, info: ConnectionInfo, client: DirectionStats,
                                server: DirectionStats, end: Timestamp) {
             let record = consumer.finish(client: client, server: server, end: end)
             _ = JSONLinesReport.session(record, file: nil)

@@ -58,6 +58,9 @@ struct CaptureCorpusTests {
                 #expect(verdict == "encrypted", "\(c.file)")
             }
             #expect(codes.filter { $0 == "plaintext-data" }.count == truth.plaintextDataMessages)
+            // Bytes missing from the capture are a finding of their own, exactly when there are gaps.
+            let gaps = session["gaps"] as? Int ?? -1
+            #expect(codes.contains("capture-gap") == (gaps > 0), "\(c.file): gaps \(gaps), findings \(codes)")
             #expect(codes.contains("plaintext-auth") == truth.plaintextAuth)
         }
     }

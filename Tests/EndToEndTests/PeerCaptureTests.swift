@@ -41,6 +41,7 @@ struct PeerCaptureTests {
             let facts = SessionFacts(manifest: expected)
             #expect(codes.filter { $0 == "plaintext-data" }.count == facts.plaintextDataMessages, "\(c.file) \(key)")
             #expect(codes.contains("plaintext-auth") == facts.plaintextAuth, "\(c.file) \(key)")
+            #expect(codes.contains("capture-gap") == ((session["gaps"] as? Int ?? -1) > 0), "\(c.file) \(key)")
             // starttls-missing: one per EHLO reply without STARTTLS, except one answering an
             // EHLO after an accepted STARTTLS (the server must not offer it again).
             var counted = facts.ehloStarttlsOffered

@@ -49,7 +49,7 @@ struct Finished {
 struct RecordingFactory: StreamFactory {
     var finished: [Finished] = []
     mutating func makeConsumer(_ info: ConnectionInfo) -> Recorder { Recorder() }
-    mutating func finished(_ consumer: consuming Recorder, info: ConnectionInfo, client: DirectionStats, server: DirectionStats, end: Timestamp) {
+    mutating func finished(_ consumer: inout Recorder, info: ConnectionInfo, client: DirectionStats, server: DirectionStats, end: Timestamp) {
         finished.append(Finished(info: info, events: consumer.events, client: client, server: server))
     }
 }
