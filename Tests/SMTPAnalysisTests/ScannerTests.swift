@@ -64,6 +64,52 @@ struct ScannerTests {
         #expect(scanner.bytes == UInt64(expected?.content ?? -1))
     }
 
+    /// Content like most mail's: long runs without a dot (base64 attachments), prose with a
+    /// dot now and then, dot-stuffed lines; fed in packet-sized and whole chunks, so both the
+    /// dot-to-dot search and the vector scan it hands over to are exercised.
+    static func sparseContent(_ rng: inout SeededRandom, lines: Int) -> [UInt8] {
+        let letters: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/ ".utf8)
+        var out: [UInt8] = []
+        for _ in 0..<lines {
+            var line = (0..<Int(rng.next() % 90)).map { _ in letters[Int(rng.next() % UInt64(letters.count))] }
+            switch rng.next() % 16 {
+            case 0: line.insert(contentsOf: [0x2e, 0x2e], at: 0)             // dot-stuffed
+            case 1, 2: line.append(0x2e)                                     // a sentence ends
+            case 3: line = (0..<Int(rng.next() % 30)).map { _ in rng.next() % 2 == 0 ? 0x2e : 0x61 }  // dot-dense
+                if line.first == 0x2e { line.insert(0x2e, at: 0) }
+            default: break
+            }
+            out += line
+            out += rng.next() % 8 == 0 ? [0x0a] : [0x0d, 0x0a]
+        }
+        return out
+    }
+
+    @Test(arguments: 0..<30)
+    func scannerAgreesWithReferenceOnSparseDots(seed: Int) {
+        var rng = SeededRandom(seed: UInt64(seed) &+ 0xd07)
+        var stream = Self.sparseContent(&rng, lines: Int(rng.next() % 600))
+        stream += rng.next() % 2 == 0 ? Array(".\r\n".utf8) : Array(".\n".utf8)
+        stream += Array("QUIT\r\n".utf8)
+        let expected = Self.referenceContentLength(stream)
+        #expect(expected != nil)
+        let whole = seed % 3 == 0
+        var scanner = BodyScanner()
+        var offset = 0
+        var endedAt: Int?
+        while offset < stream.count && endedAt == nil {
+            let size = whole ? stream.count : 1 + Int(rng.next() % 1500)
+            let chunk = Array(stream[offset..<min(stream.count, offset + size)])
+            chunk.withUnsafeBytes { raw in
+                var p = 0
+                if scanner.scan(raw, from: &p) { endedAt = offset + p }
+            }
+            offset += size
+        }
+        #expect(endedAt == expected?.consumed)
+        #expect(scanner.bytes == UInt64(expected?.content ?? -1))
+    }
+
     @Test func scannerFindsNoEndInContentWithoutOne() {
         var rng = SeededRandom(seed: 99)
         let stream = Self.content(&rng, lines: 2_000)
