@@ -163,6 +163,7 @@ public struct PacketDecoder: Sendable {
         }
     }
 
+    @inline(__always)
     func decodeIPv4(_ frame: UnsafeRawBufferPointer, at offset: Int) -> DecodeOutcome {
         let n = frame.count
         guard n >= offset + 20 else { return .malformed(.truncatedIPHeader) }
@@ -227,6 +228,7 @@ public struct PacketDecoder: Sendable {
         return decodeTCP(frame, at: at, ipPayloadLength: payloadLength, source: source, destination: destination)
     }
 
+    @inline(__always)
     func decodeTCP(_ frame: UnsafeRawBufferPointer, at offset: Int, ipPayloadLength: Int,
                    source: IPAddress, destination: IPAddress) -> DecodeOutcome {
         let n = frame.count

@@ -54,10 +54,23 @@ public final class ByteSink {
     }
 
     public func append(_ bytes: UnsafeRawBufferPointer) {
-        guard let from = bytes.baseAddress, bytes.count > 0 else { return }
-        if capacity - count < bytes.count { grow(bytes.count) }
-        (base + count).update(from: from.assumingMemoryBound(to: UInt8.self), count: bytes.count)
-        count &+= bytes.count
+        guard let from = bytes.baseAddress else { return }
+        let n = bytes.count
+        if capacity - count < n { grow(n) }
+        let to = UnsafeMutableRawPointer(base + count)
+        // Keys and most field values are short: two overlapping word moves instead of a call.
+        if n >= 8 && n <= 16 {
+            to.storeBytes(of: from.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            (to + (n &- 8)).storeBytes(of: from.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self), as: UInt64.self)
+        } else if n >= 4 && n < 8 {
+            to.storeBytes(of: from.loadUnaligned(as: UInt32.self), as: UInt32.self)
+            (to + (n &- 4)).storeBytes(of: from.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self), as: UInt32.self)
+        } else if n < 4 {
+            for i in 0..<n { to.storeBytes(of: from.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self) }
+        } else {
+            to.copyMemory(from: from, byteCount: n)
+        }
+        count &+= n
     }
 
     public func append(_ bytes: UnsafeBufferPointer<UInt8>) { append(UnsafeRawBufferPointer(bytes)) }

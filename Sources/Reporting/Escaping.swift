@@ -45,16 +45,20 @@ public enum Escape {
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         let backslashes = ones &* 0x5c, quotes = ones &* (quote ? 0x22 : 0x5c)
         @inline(__always) func hasZeroByte(_ y: UInt64) -> Bool { (y &- ones) & ~y & highs != 0 }
+        // A byte below 0x20; a byte of 0x7f or above (a carry comes only from a 0xff byte,
+        // itself flagged); a backslash; a quote.
+        @inline(__always) func bad(_ x: UInt64) -> Bool {
+            (x &- ones &* 0x20) & ~x & highs != 0 || ((x &+ ones) | x) & highs != 0
+                || hasZeroByte(x ^ backslashes) || hasZeroByte(x ^ quotes)
+        }
         var i = 0
         while n - i >= 8 {
-            let x = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-            // A byte below 0x20; a byte of 0x7f or above (a carry comes only from a 0xff byte,
-            // itself flagged); a backslash; a quote.
-            if (x &- ones &* 0x20) & ~x & highs != 0 || ((x &+ ones) | x) & highs != 0
-                || hasZeroByte(x ^ backslashes) || hasZeroByte(x ^ quotes) {
-                return false
-            }
+            if bad(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
             i += 8
+        }
+        // The last few bytes as one word ending at the end (overlapping bytes already passed).
+        if i < n && n >= 8 {
+            return !bad(UnsafeRawPointer(base + (n - 8)).loadUnaligned(as: UInt64.self))
         }
         let q: UInt8 = quote ? 0x22 : 0x5c
         while i < n {
