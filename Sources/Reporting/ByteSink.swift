@@ -53,10 +53,22 @@ public final class ByteSink {
         count &+= 2
     }
 
-    public func append(_ bytes: UnsafeRawBufferPointer) {
-        guard let from = bytes.baseAddress else { return }
-        let n = bytes.count
+    /// Room for `n` more bytes, for the unchecked writes below.
+    @inline(__always)
+    public func reserve(_ n: Int) {
         if capacity - count < n { grow(n) }
+    }
+
+    /// A byte, within room made by `reserve`.
+    @inline(__always)
+    public func appendUnchecked(_ byte: UInt8) {
+        base[count] = byte
+        count &+= 1
+    }
+
+    /// Bytes, within room made by `reserve`.
+    @inline(__always)
+    public func appendUnchecked(_ from: UnsafeRawPointer, count n: Int) {
         let to = UnsafeMutableRawPointer(base + count)
         // Keys and most field values are short: two overlapping word moves instead of a call.
         if n >= 8 && n <= 16 {
@@ -73,10 +85,21 @@ public final class ByteSink {
         count &+= n
     }
 
+    @inline(__always)
+    public func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let from = bytes.baseAddress else { return }
+        reserve(bytes.count)
+        appendUnchecked(from, count: bytes.count)
+    }
+
     public func append(_ bytes: UnsafeBufferPointer<UInt8>) { append(UnsafeRawBufferPointer(bytes)) }
 
+    @inline(__always)
     public func append(_ s: StaticString) {
-        s.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
+        // A one-character literal may be held as a scalar, without a pointer to its bytes.
+        guard s.hasPointerRepresentation else { return s.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) } }
+        reserve(s.utf8CodeUnitCount)
+        appendUnchecked(UnsafeRawPointer(s.utf8Start), count: s.utf8CodeUnitCount)
     }
 
     /// Text made by smtpcap itself (names, numbers as text); never wire text, which goes

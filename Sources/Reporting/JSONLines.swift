@@ -19,13 +19,24 @@ public struct JSONObject {
         out.append(0x7b)
     }
 
+    /// `,"k":` with one capacity check.
     @inline(__always)
     private mutating func key(_ k: StaticString) {
-        if !first { out.append(0x2c) }
+        guard k.hasPointerRepresentation else {
+            if !first { out.append(0x2c) }
+            first = false
+            out.append(0x22)
+            out.append(k)
+            return out.append(0x22, 0x3a)
+        }
+        let n = k.utf8CodeUnitCount
+        out.reserve(n &+ 4)
+        if !first { out.appendUnchecked(0x2c) }
         first = false
-        out.append(0x22)
-        out.append(k)
-        out.append(0x22, 0x3a)
+        out.appendUnchecked(0x22)
+        out.appendUnchecked(UnsafeRawPointer(k.utf8Start), count: n)
+        out.appendUnchecked(0x22)
+        out.appendUnchecked(0x3a)
     }
 
     public mutating func string(_ k: StaticString, _ v: String?) {
