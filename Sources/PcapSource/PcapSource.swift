@@ -95,8 +95,11 @@ public final class PcapSource {
         let opened: OpaquePointer?
         let buffer: UnsafeMutableRawPointer
         if path == "-" {
+            guard let input = fdopen(0, "rb") else {
+                throw PcapError(.unreadable, "cannot read standard input: \(String(cString: strerror(errno)))")
+            }
             buffer = .allocate(byteCount: stdioBufferSize, alignment: 64)
-            opened = pcap_fopen_offline_with_tstamp_precision(bigBuffered(fdopen(0, "rb"), buffer), UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+            opened = pcap_fopen_offline_with_tstamp_precision(bigBuffered(input, buffer), UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
         } else {
             var st = stat()
             guard stat(path, &st) == 0 else {

@@ -19,7 +19,10 @@ public final class ByteSink {
     public func removeAll() { count = 0 }
 
     /// Drops the last `n` bytes.
-    public func removeLast(_ n: Int) { count -= min(n, count) }
+    public func removeLast(_ n: Int) {
+        precondition(n >= 0)
+        count -= min(n, count)
+    }
 
     /// The byte at `offset`, to rewrite one just written.
     public subscript(offset: Int) -> UInt8 {
@@ -140,6 +143,7 @@ public final class ByteSink {
     /// Exactly `count` decimal digits of `v` (0 <= v < 10^count), zero-padded.
     @inline(__always)
     public func appendFixedDigits(_ v: Int, count digits: Int) {
+        assert(v >= 0 && digits >= 0)
         if capacity - count < digits { grow(digits) }
         var v = v
         var p = count &+ digits

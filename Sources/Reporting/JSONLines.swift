@@ -7,6 +7,8 @@ import TCPReassembly
 public struct JSONObject {
     public let out: ByteSink
     private var first = true
+    /// Where this object's opening brace is in `out`.
+    private let start: Int
 
     /// An object in a sink of its own (`closed` gives its text).
     public init() {
@@ -16,6 +18,7 @@ public struct JSONObject {
     /// An object written into `out`, opening brace now; the caller closes it.
     public init(into out: ByteSink) {
         self.out = out
+        start = out.count
         out.append(0x7b)
     }
 
@@ -122,11 +125,13 @@ public struct JSONObject {
         out.append(0x5d)
     }
 
-    /// Closes the object and gives its text (for an object in a sink of its own).
+    /// Closes the object and gives its text (its own bytes, also in a shared sink).
     public var closed: String {
         out.append(0x7d)
         defer { out.removeLast(1) }
-        return String(decoding: out.bytes, as: UTF8.self)
+        return withExtendedLifetime(out) {
+            String(decoding: UnsafeRawBufferPointer(rebasing: out.bytes[start...]), as: UTF8.self)
+        }
     }
 
     public static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
@@ -207,7 +212,7 @@ public enum JSONLinesReport {
         let sink = ByteSink(capacity: 2048)
         writeSession(r, file: file, into: sink)
         sink.removeLast(1)
-        return String(decoding: sink.bytes, as: UTF8.self)
+        return withExtendedLifetime(sink) { String(decoding: sink.bytes, as: UTF8.self) }
     }
 
     /// The session line, newline included, written into `out` (the output's buffer).

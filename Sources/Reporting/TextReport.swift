@@ -63,7 +63,7 @@ public struct TextReport {
     public func session(_ r: SessionRecord, file: String?) -> String {
         var w = TextWriter(into: ByteSink(capacity: 2048), color: color)
         session(r, file: file, into: &w)
-        return String(decoding: w.out.bytes, as: UTF8.self)
+        return withExtendedLifetime(w.out) { String(decoding: w.out.bytes, as: UTF8.self) }
     }
 
     /// The session block, a blank line after it, written into `out` (the output's buffer).

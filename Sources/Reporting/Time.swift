@@ -5,7 +5,7 @@ extension Timestamp {
     public var iso8601: String {
         let sink = ByteSink(capacity: 32)
         appendISO8601(into: sink)
-        return String(decoding: sink.bytes, as: UTF8.self)
+        return withExtendedLifetime(sink) { String(decoding: sink.bytes, as: UTF8.self) }
     }
 
     /// The same, appended as ASCII bytes.

@@ -93,6 +93,23 @@ struct Flow<Consumer: StreamConsumer> {
         case stray
     }
 
+    enum Handled {
+        case handled(Outcome)
+        case reused
+        case stray
+    }
+
+    /// `admission` and, for a packet admitted, `handle`, in one call on the flow in place.
+    @inline(__always)
+    mutating func admitAndHandle(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, meta: ChunkMeta,
+                                 limits: ReassemblyLimits, heldTotalOver: (Int) -> Bool) -> Handled {
+        switch admission(of: segment) {
+        case .accept: return .handled(handle(segment, payload: payload, meta: meta, limits: limits, heldTotalOver: heldTotalOver))
+        case .reused: return .reused
+        case .stray: return .stray
+        }
+    }
+
     /// Mutating only so the caller reaches the flow in place, without a copy.
     mutating func admission(of segment: TCPSegment) -> Admission {
         let syn = segment.flags.contains(.syn) && !segment.flags.contains(.ack)
@@ -249,22 +266,37 @@ public struct FlowTable<Factory: StreamFactory> {
         let payload = UnsafeRawBufferPointer(rebasing: frame[segment.payloadOffset..<(segment.payloadOffset + segment.capturedPayload)])
 
         var slot: Int
+        let total = heldTotal, cap = limits.maxHeldBytesTotal
         if let existing = index[key] {
             slot = existing
-            switch slots[slot]!.admission(of: segment) {
-            case .accept:
-                if retired[slot] {
+            if !retired[slot] {
+                // The common case: one call admits the packet and handles it.
+                switch slots[slot]!.admitAndHandle(segment, payload: payload, meta: meta, limits: limits,
+                                                   heldTotalOver: { total + $0 > cap }) {
+                case .handled(let outcome):
+                    account(outcome, slot: slot, segment: segment, meta: meta)
+                    return
+                case .reused:
+                    end(slot: slot, reason: .fin, meta: meta)
+                    slot = create(segment, payload: payload, key: key, meta: meta)
+                case .stray:
+                    if segment.wirePayload > 0 { stats.strayPackets += 1 }
+                    return
+                }
+            } else {
+                switch slots[slot]!.admission(of: segment) {
+                case .accept:
                     lastSeen[slot] = meta.timestamp
                     if segment.wirePayload > 0 { stats.strayPackets += 1 }
                     if segment.flags.contains(.rst) { end(slot: slot, reason: .rst, meta: meta) }
                     return
+                case .reused:
+                    end(slot: slot, reason: .fin, meta: meta)
+                    slot = create(segment, payload: payload, key: key, meta: meta)
+                case .stray:
+                    if segment.wirePayload > 0 { stats.strayPackets += 1 }
+                    return
                 }
-            case .reused:
-                end(slot: slot, reason: .fin, meta: meta)
-                slot = create(segment, payload: payload, key: key, meta: meta)
-            case .stray:
-                if segment.wirePayload > 0 { stats.strayPackets += 1 }
-                return
             }
         } else {
             // Nothing to start from: a lone RST or a pure ACK of a connection we never saw (the
@@ -284,9 +316,15 @@ public struct FlowTable<Factory: StreamFactory> {
             slot = create(segment, payload: payload, key: key, meta: meta)
         }
 
+        let heldNow = heldTotal  // creating may have evicted (and freed) others
+        let outcome = slots[slot]!.handle(segment, payload: payload, meta: meta, limits: limits) { heldNow + $0 > cap }
+        account(outcome, slot: slot, segment: segment, meta: meta)
+    }
+
+    /// Books what a packet did to a flow: its clock, held and buffered bytes, and its end.
+    @inline(__always)
+    private mutating func account(_ outcome: Flow<Consumer>.Outcome, slot: Int, segment: TCPSegment, meta: ChunkMeta) {
         lastSeen[slot] = meta.timestamp
-        let total = heldTotal, cap = limits.maxHeldBytesTotal
-        let outcome = slots[slot]!.handle(segment, payload: payload, meta: meta, limits: limits) { total + $0 > cap }
         heldTotal += outcome.newlyHeld
         if outcome.heldBeforeFlush > 0 {
             stats.heldOverflows += 1
