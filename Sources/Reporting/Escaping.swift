@@ -21,7 +21,12 @@ public enum Escape {
     /// The same, appended as bytes.
     public static func terminal(_ s: String, into out: ByteSink) {
         var s = s
-        s.withUTF8 { utf8 in
+        s.withUTF8 { terminal(bytes: $0, into: out) }
+    }
+
+    /// The same, from bytes.
+    public static func terminal(bytes utf8: UnsafeBufferPointer<UInt8>, into out: ByteSink) {
+        do {
             if isPlain(utf8, quote: false) { out.append(utf8); return }
             for b in utf8 {
                 switch b {

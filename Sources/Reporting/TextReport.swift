@@ -26,10 +26,21 @@ public struct TextReport {
             self.color = color
         }
 
-        func add(_ s: StaticString) { out.append(s) }
+        @inline(__always) func add(_ s: StaticString) { out.append(s) }
         /// Text made by smtpcap itself (names, codes); never wire bytes.
         func text(_ s: String) { out.append(utf8: s) }
         func wire(_ s: String) { Escape.terminal(s, into: out) }
+        /// The first word of wire text (an EHLO keyword without its parameters), escaped.
+        func wireFirstWord(_ s: String) {
+            var s = s
+            s.withUTF8 { b in
+                var i = 0
+                while i < b.count && b[i] == 0x20 { i += 1 }
+                var j = i
+                while j < b.count && b[j] != 0x20 { j += 1 }
+                Escape.terminal(bytes: UnsafeBufferPointer(rebasing: b[i..<j]), into: out)
+            }
+        }
         func int<T: BinaryInteger>(_ v: T) { out.appendDecimal(Int64(v)) }
         func frame(_ f: UInt64?) {
             guard let f else { return }
@@ -57,8 +68,6 @@ public struct TextReport {
         case .inconclusive: return "33"
         }
     }
-
-    func frame(_ f: UInt64?) -> String { f.map { "[frame \($0)]" } ?? "" }
 
     public func session(_ r: SessionRecord, file: String?) -> String {
         var w = TextWriter(into: ByteSink(capacity: 2048), color: color)
@@ -132,7 +141,7 @@ public struct TextReport {
                 w.add(":")
                 for keyword in e.keywords {
                     w.add(" ")
-                    w.wire(String(firstWord(keyword)))
+                    w.wireFirstWord(keyword)
                 }
                 if e.keywords.isEmpty { w.add(" ") }
                 w.add("  (")
@@ -171,7 +180,7 @@ public struct TextReport {
             w.add("\n")
         }
         w.add("  TLS       ")
-        w.text(tlsLine(r))
+        tlsLine(r, into: &w)
         w.add("\n")
         if let auth = r.auth {
             w.add("  AUTH      ")
@@ -250,23 +259,48 @@ public struct TextReport {
         }
     }
 
-    func tlsLine(_ r: SessionRecord) -> String {
-        guard let tls = r.tls, tls.started || tls.implicit || r.starttls.reply == 220 else { return "none" }
-        guard tls.started else { return "no TLS handshake\(tls.problem.map { " (\(Escape.terminal($0)))" } ?? "")" }
-        var parts: [String] = []
+    /// The TLS line, written straight into the report.
+    func tlsLine(_ r: SessionRecord, into w: inout TextWriter) {
+        guard let tls = r.tls, tls.started || tls.implicit || r.starttls.reply == 220 else { return w.add("none") }
+        guard tls.started else {
+            w.add("no TLS handshake")
+            if let problem = tls.problem {
+                w.add(" (")
+                w.wire(problem)
+                w.add(")")
+            }
+            return
+        }
+        if tls.implicit { w.add("implicit, ") }
         if let sh = tls.serverHello {
-            parts.append("version=\(TLSNames.version(sh.version)) cipher=\(TLSNames.cipherSuite(sh.cipherSuite))")
+            w.add("version=")
+            w.text(TLSNames.version(sh.version))
+            w.add(" cipher=")
+            w.text(TLSNames.cipherSuite(sh.cipherSuite))
         } else {
-            parts.append("no ServerHello seen")
+            w.add("no ServerHello seen")
         }
-        if let sni = tls.clientHello?.serverName { parts.append("sni=\(Escape.terminal(sni))") }
+        if let sni = tls.clientHello?.serverName {
+            w.add(" sni=")
+            w.wire(sni)
+        }
         if let cert = tls.certificate {
-            parts.append("cert=\"\(Escape.terminal(cert.subject))\" issuer=\"\(Escape.terminal(cert.issuer))\"\(cert.selfSigned ? " self-signed" : "")")
+            w.add(" cert=\"")
+            w.wire(cert.subject)
+            w.add("\" issuer=\"")
+            w.wire(cert.issuer)
+            w.add("\"")
+            if cert.selfSigned { w.add(" self-signed") }
         } else if tls.serverHello?.version == 0x0304 {
-            parts.append("(certificate encrypted in TLS 1.3)")
+            w.add(" (certificate encrypted in TLS 1.3)")
         }
-        if let alert = tls.alert { parts.append("alert=\(TLSNames.alert(alert.description)) from \(alert.fromServer ? "server" : "client")") }
-        return (tls.implicit ? "implicit, " : "") + parts.joined(separator: " ") + " \(frame(tls.frame))"
+        if let alert = tls.alert {
+            w.add(" alert=")
+            w.text(TLSNames.alert(alert.description))
+            w.add(alert.fromServer ? " from server" : " from client")
+        }
+        w.add(" ")
+        w.frame(tls.frame)
     }
 
     public func summary(_ s: CaptureSummary, capture: CaptureFacts) -> String {
