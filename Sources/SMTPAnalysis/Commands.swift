@@ -183,13 +183,11 @@ func ehloKeyword(_ text: String) -> (starttls: Bool, masked: Bool, length: Int) 
         var j = i
         while j < b.count && b[j] != 0x20 { j += 1 }
         let word = UnsafeBufferPointer(rebasing: b[i..<j])
-        var starttls = word.count == 8
-        if starttls {
-            for (k, t) in "STARTTLS".utf8.enumerated() where (word[k] >= 0x61 && word[k] <= 0x7a ? word[k] - 0x20 : word[k]) != t {
-                starttls = false
-                break
-            }
-        }
+        // Eight letters compared at once, lower-cased by setting bit 5 (exact for letters:
+        // only 'S' and 's' become 's', and so on).
+        let starttls = word.count == 8
+            && UnsafeRawPointer(word.baseAddress!).loadUnaligned(as: UInt64.self) | 0x2020_2020_2020_2020
+                == UInt64(littleEndian: 0x736c_7474_7261_7473)  // "starttls"
         return (starttls, isMaskedKeyword(word), b.count)
     }
 }
