@@ -192,6 +192,7 @@ throughput() {
     local i
     for ((i = 1; i <= RUNS; i++)); do
         sample "C floor (pcap_next_ex loop)" "0" "$FLOOR" "$f"
+        sample "C floor, 64 KiB stdio buffer like smtpcap's" "0" "$FLOOR" -b 65536 "$f"
         sample "smtpcap -r F" "0 1" "$BIN" -r "$f"
         sample "smtpcap -r F --json" "0 1" "$BIN" -r "$f" --json
     done
@@ -203,6 +204,7 @@ throughput() {
     done
     row "C floor (pcap_next_ex loop)"
     local floor_cpu=$M_CPU
+    row "C floor, 64 KiB stdio buffer like smtpcap's"
     row "smtpcap -r F"
     local text_cpu=$M_CPU
     row "smtpcap -r F --json"
