@@ -32,38 +32,43 @@ public struct IPAddress: Hashable, Sendable, Comparable {
             let v = UInt32(truncatingIfNeeded: low)
             return "\(v >> 24).\((v >> 16) & 0xff).\((v >> 8) & 0xff).\(v & 0xff)"
         }
-        var groups = [UInt16](repeating: 0, count: 8)
-        for i in 0..<4 {
-            groups[i] = UInt16(truncatingIfNeeded: high >> (48 - 16 * UInt64(i)))
-            groups[4 + i] = UInt16(truncatingIfNeeded: low >> (48 - 16 * UInt64(i)))
+        let (zeroStart, zeroLength) = ipv6ZeroRun
+        var out = ""
+        var k = 0
+        while k < 8 {
+            if k == zeroStart {
+                out += "::"
+                k += zeroLength
+                continue
+            }
+            if k > 0 && k != zeroStart + zeroLength { out += ":" }
+            out += String(ipv6Group(k), radix: 16)
+            k += 1
         }
-        // Longest run of zero groups of length >= 2.
-        var bestStart = -1, bestLen = 0, i = 0
+        return out
+    }
+
+    /// Group `i` (0...7) of an IPv6 address, most significant first.
+    @inlinable
+    public func ipv6Group(_ i: Int) -> UInt16 {
+        UInt16(truncatingIfNeeded: (i < 4 ? high : low) >> (48 - 16 * UInt64(i & 3)))
+    }
+
+    /// The first longest run of two or more zero groups, which RFC 5952 writes as `::`
+    /// (start -1 when there is none).
+    public var ipv6ZeroRun: (start: Int, length: Int) {
+        var bestStart = -1, bestLength = 0, i = 0
         while i < 8 {
-            if groups[i] == 0 {
+            if ipv6Group(i) == 0 {
                 var j = i
-                while j < 8 && groups[j] == 0 { j += 1 }
-                if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
+                while j < 8 && ipv6Group(j) == 0 { j += 1 }
+                if j - i > bestLength && j - i >= 2 { bestStart = i; bestLength = j - i }
                 i = j
             } else {
                 i += 1
             }
         }
-        var parts: [String] = []
-        var k = 0
-        var out = ""
-        while k < 8 {
-            if k == bestStart {
-                out += parts.joined(separator: ":") + "::"
-                parts = []
-                k += bestLen
-                continue
-            }
-            parts.append(String(groups[k], radix: 16))
-            k += 1
-        }
-        out += parts.joined(separator: ":")
-        return out
+        return (bestStart, bestLength)
     }
 }
 

@@ -141,44 +141,25 @@ public struct JSONObject {
 extension IPAddress {
     /// RFC 5952 text, as `description` gives it, without building strings.
     func appendIPv6(into out: ByteSink) {
-        var groups: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) = (0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &groups) { raw in
-            let g = raw.bindMemory(to: UInt16.self)
-            for i in 0..<4 {
-                g[i] = UInt16(truncatingIfNeeded: high >> (48 - 16 * UInt64(i)))
-                g[4 + i] = UInt16(truncatingIfNeeded: low >> (48 - 16 * UInt64(i)))
+        let (zeroStart, zeroLength) = ipv6ZeroRun
+        var k = 0
+        while k < 8 {
+            if k == zeroStart {
+                out.append(0x3a, 0x3a)
+                k += zeroLength
+                continue
             }
-            // The first longest run of two or more zero groups becomes "::".
-            var bestStart = -1, bestLength = 0, i = 0
-            while i < 8 {
-                if g[i] == 0 {
-                    var j = i
-                    while j < 8 && g[j] == 0 { j += 1 }
-                    if j - i > bestLength && j - i >= 2 { bestStart = i; bestLength = j - i }
-                    i = j
-                } else {
-                    i += 1
+            if k > 0 && k != zeroStart + zeroLength { out.append(0x3a) }
+            let v = ipv6Group(k)
+            var started = false
+            for shift in stride(from: 12, through: 0, by: -4) {
+                let d = UInt8((v >> UInt16(shift)) & 0xf)
+                if d != 0 || started || shift == 0 {
+                    out.append(Escape.hexByte(d))
+                    started = true
                 }
             }
-            var k = 0
-            while k < 8 {
-                if k == bestStart {
-                    out.append(0x3a, 0x3a)
-                    k += bestLength
-                    continue
-                }
-                if k > 0 && k != bestStart + bestLength { out.append(0x3a) }
-                let v = g[k]
-                var started = false
-                for shift in stride(from: 12, through: 0, by: -4) {
-                    let d = UInt8((v >> UInt16(shift)) & 0xf)
-                    if d != 0 || started || shift == 0 {
-                        out.append(Escape.hexByte(d))
-                        started = true
-                    }
-                }
-                k += 1
-            }
+            k += 1
         }
     }
 }

@@ -269,34 +269,33 @@ public struct FlowTable<Factory: StreamFactory> {
         let total = heldTotal, cap = limits.maxHeldBytesTotal
         if let existing = index[key] {
             slot = existing
+            let admitted: Flow<Consumer>.Handled
             if !retired[slot] {
                 // The common case: one call admits the packet and handles it.
-                switch slots[slot]!.admitAndHandle(segment, payload: payload, meta: meta, limits: limits,
-                                                   heldTotalOver: { total + $0 > cap }) {
-                case .handled(let outcome):
-                    account(outcome, slot: slot, segment: segment, meta: meta)
-                    return
-                case .reused:
-                    end(slot: slot, reason: .fin, meta: meta)
-                    slot = create(segment, payload: payload, key: key, meta: meta)
-                case .stray:
-                    if segment.wirePayload > 0 { stats.strayPackets += 1 }
-                    return
-                }
+                admitted = slots[slot]!.admitAndHandle(segment, payload: payload, meta: meta, limits: limits,
+                                                       heldTotalOver: { total + $0 > cap })
             } else {
                 switch slots[slot]!.admission(of: segment) {
                 case .accept:
+                    // Evicted for memory: the rest of the connection is dropped.
                     lastSeen[slot] = meta.timestamp
                     if segment.wirePayload > 0 { stats.strayPackets += 1 }
                     if segment.flags.contains(.rst) { end(slot: slot, reason: .rst, meta: meta) }
                     return
-                case .reused:
-                    end(slot: slot, reason: .fin, meta: meta)
-                    slot = create(segment, payload: payload, key: key, meta: meta)
-                case .stray:
-                    if segment.wirePayload > 0 { stats.strayPackets += 1 }
-                    return
+                case .reused: admitted = .reused
+                case .stray: admitted = .stray
                 }
+            }
+            switch admitted {
+            case .handled(let outcome):
+                account(outcome, slot: slot, segment: segment, meta: meta)
+                return
+            case .reused:
+                end(slot: slot, reason: .fin, meta: meta)
+                slot = create(segment, payload: payload, key: key, meta: meta)
+            case .stray:
+                if segment.wirePayload > 0 { stats.strayPackets += 1 }
+                return
             }
         } else {
             // Nothing to start from: a lone RST or a pure ACK of a connection we never saw (the

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import PacketDecoding
 import Testing
 @testable import Reporting
@@ -62,6 +65,11 @@ struct FastPathTests {
             let sink = ByteSink(capacity: 64)
             address.appendIPv6(into: sink)
             #expect(String(decoding: sink.bytes, as: UTF8.self) == address.description)
+            // An independent reference: the C library's inet_ntop, except where it writes an
+            // embedded IPv4 address in dotted form (::ffff:a.b.c.d and ::a.b.c.d).
+            if !(high == 0 && (low >> 48) == 0 && ((low >> 32) & 0xffff == 0xffff || (low >> 32) & 0xffff == 0)) {
+                #expect(address.description == Self.inetNtop(high: high, low: low))
+            }
             checked += 1
         }
         #expect(checked == 4000)
@@ -70,6 +78,17 @@ struct FastPathTests {
             IPAddress(ipv6High: h, low: l).appendIPv6(into: sink)
             #expect(String(decoding: sink.bytes, as: UTF8.self) == IPAddress(ipv6High: h, low: l).description)
         }
+    }
+
+    static func inetNtop(high: UInt64, low: UInt64) -> String {
+        var raw = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            raw[i] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
+            raw[8 + i] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i)))
+        }
+        var text = [CChar](repeating: 0, count: 64)
+        _ = raw.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &text, socklen_t(text.count)) }
+        return String(cString: text)
     }
 
     /// The JSON escaper's fast path and slow path give the same text as the String version.

@@ -39,20 +39,16 @@ struct ScannerTests {
         return out
     }
 
-    @Test(arguments: 0..<40)
-    func scannerAgreesWithReference(seed: Int) {
-        var rng = SeededRandom(seed: UInt64(seed) &+ 0x5eed)
-        var stream = Self.content(&rng, lines: Int(rng.next() % 200))
-        stream += rng.next() % 2 == 0 ? Array(".\r\n".utf8) : Array(".\n".utf8)
-        stream += Array("QUIT\r\n".utf8)
-        let expected = Self.referenceContentLength(stream)
+    /// Feeds `stream` (content, its end line, more) to a scanner in chunks of `sizes()` bytes and
+    /// checks where it ends and how much content it counted against the reference.
+    static func checkScanner(_ stream: [UInt8], sizes: () -> Int) {
+        let expected = referenceContentLength(stream)
         #expect(expected != nil)
-
         var scanner = BodyScanner()
         var offset = 0
         var endedAt: Int?
         while offset < stream.count && endedAt == nil {
-            let size = max(1, Int(rng.next() % 70))
+            let size = sizes()
             let chunk = Array(stream[offset..<min(stream.count, offset + size)])
             chunk.withUnsafeBytes { raw in
                 var p = 0
@@ -62,6 +58,18 @@ struct ScannerTests {
         }
         #expect(endedAt == expected?.consumed)
         #expect(scanner.bytes == UInt64(expected?.content ?? -1))
+    }
+
+    static func withEnd(_ content: [UInt8], _ rng: inout SeededRandom) -> [UInt8] {
+        content + (rng.next() % 2 == 0 ? Array(".\r\n".utf8) : Array(".\n".utf8)) + Array("QUIT\r\n".utf8)
+    }
+
+    @Test(arguments: 0..<40)
+    func scannerAgreesWithReference(seed: Int) {
+        var rng = SeededRandom(seed: UInt64(seed) &+ 0x5eed)
+        let content = Self.content(&rng, lines: Int(rng.next() % 200))
+        let stream = Self.withEnd(content, &rng)
+        Self.checkScanner(stream) { max(1, Int(rng.next() % 70)) }
     }
 
     /// Content like most mail's: long runs without a dot (base64 attachments), prose with a
@@ -88,26 +96,10 @@ struct ScannerTests {
     @Test(arguments: 0..<30)
     func scannerAgreesWithReferenceOnSparseDots(seed: Int) {
         var rng = SeededRandom(seed: UInt64(seed) &+ 0xd07)
-        var stream = Self.sparseContent(&rng, lines: Int(rng.next() % 600))
-        stream += rng.next() % 2 == 0 ? Array(".\r\n".utf8) : Array(".\n".utf8)
-        stream += Array("QUIT\r\n".utf8)
-        let expected = Self.referenceContentLength(stream)
-        #expect(expected != nil)
+        let content = Self.sparseContent(&rng, lines: Int(rng.next() % 600))
+        let stream = Self.withEnd(content, &rng)
         let whole = seed % 3 == 0
-        var scanner = BodyScanner()
-        var offset = 0
-        var endedAt: Int?
-        while offset < stream.count && endedAt == nil {
-            let size = whole ? stream.count : 1 + Int(rng.next() % 1500)
-            let chunk = Array(stream[offset..<min(stream.count, offset + size)])
-            chunk.withUnsafeBytes { raw in
-                var p = 0
-                if scanner.scan(raw, from: &p) { endedAt = offset + p }
-            }
-            offset += size
-        }
-        #expect(endedAt == expected?.consumed)
-        #expect(scanner.bytes == UInt64(expected?.content ?? -1))
+        Self.checkScanner(stream) { whole ? stream.count : 1 + Int(rng.next() % 1500) }
     }
 
     @Test func scannerFindsNoEndInContentWithoutOne() {
