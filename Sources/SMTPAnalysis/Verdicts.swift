@@ -20,18 +20,20 @@ extension SMTPSession {
         record.serverStats = server
         if record.end < end { record.end = end }
         let derived = derivedFindings()
-        // Moved out, not copied (a copy retains every field of the record).
-        var r = SessionRecord.placeholder
-        swap(&r, &record)
-        r.findings += derived
-        r.findings.sort { ($0.frame ?? .max, $0.code) < ($1.frame ?? .max, $1.code) }
-        r.complete = r.handshakeSeen && client.gaps == 0 && server.gaps == 0
+        record.findings += derived
+        record.findings.sort { ($0.frame ?? .max, $0.code) < ($1.frame ?? .max, $1.code) }
+        record.complete = record.handshakeSeen && client.gaps == 0 && server.gaps == 0
             && (client.finSeen || client.rstSeen || server.rstSeen) && (server.finSeen || client.rstSeen || server.rstSeen)
-        // Into locals first: assigning to `r` while it is read copied it whole.
-        let (verdict, reason) = Self.verdict(for: r)
-        r.verdict = verdict
-        r.verdictReason = reason
-        return r
+        // Into locals first: assigning to the record while it is read copied it whole.
+        let (verdict, reason) = Self.verdict(for: record)
+        record.verdict = verdict
+        record.verdictReason = reason
+        // Moved out, not copied (a copy retains every field of the record, and a local
+        // returned after a swap was still copied): the session keeps an empty placeholder.
+        return withUnsafeMutablePointer(to: &record) { slot in
+            defer { slot.initialize(to: SessionRecord.placeholder) }
+            return slot.move()
+        }
     }
 
     /// Reads `record` in place (a local copy of it would retain each of its fields).
