@@ -125,7 +125,7 @@ struct ReplyInProgress {
 }
 
 /// The code and continuation flag of a reply line, or nil when it is not one.
-func parseReplyLine(_ line: [UInt8]) -> (code: Int, more: Bool)? {
+func parseReplyLine<Line: RandomAccessCollection<UInt8>>(_ line: Line) -> (code: Int, more: Bool)? where Line.Index == Int {
     guard line.count >= 3 else { return nil }
     let d0 = line[0], d1 = line[1], d2 = line[2]
     guard (0x32...0x35).contains(d0), (0x30...0x39).contains(d1), (0x30...0x39).contains(d2) else { return nil }
@@ -142,6 +142,12 @@ func parseReplyLine(_ line: [UInt8]) -> (code: Int, more: Bool)? {
 /// escape everything that is not printable.
 func wireText(_ bytes: some Collection<UInt8>, limit: Int = 200) -> String {
     String(decoding: bytes.prefix(limit), as: UTF8.self)
+}
+
+/// The same from bytes in memory (the contiguous fast path of `String(decoding:)`).
+func wireText(bytes: UnsafeRawBufferPointer, limit: Int = 200) -> String {
+    let kept = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, limit)])
+    return String(decoding: kept.assumingMemoryBound(to: UInt8.self), as: UTF8.self)
 }
 
 /// `XXXXXXXA`: only X's (at least three) and at most one trailing letter.

@@ -426,7 +426,8 @@ public struct SMTPSession: StreamConsumer {
                 if serverLines.consume(bytes, from: &p) {
                     let length = serverLines.length
                     var line = serverLines.takeLine()
-                    serverLine(line, wireLength: length, meta)
+                    // Lent as bytes: passing the array itself retained and released it per line.
+                    line.withUnsafeBytes { serverLine($0, wireLength: length, meta) }
                     serverLines.giveBack(&line)
                 }
             case .preTLS:
@@ -441,7 +442,7 @@ public struct SMTPSession: StreamConsumer {
         }
     }
 
-    mutating func serverLine(_ line: [UInt8], wireLength: Int, _ meta: ChunkMeta) {
+    mutating func serverLine(_ line: UnsafeRawBufferPointer, wireLength: Int, _ meta: ChunkMeta) {
         if wireLength > 512 { note(wireLength > LineFramer.keep ? "line-truncated" : "reply-line-over-512") }
         guard let (code, more) = parseReplyLine(line) else {
             if !line.isEmpty { note("not-a-reply-line") }
@@ -465,7 +466,7 @@ public struct SMTPSession: StreamConsumer {
             || (pendingHead < pending.count && pending[pendingHead].kind == .ehlo)
         // An endless reply costs no allocation per line past the kept ones.
         if wanted && (reply!.lines.count < Self.maxKeywords + 1 || record.transcript != nil) {
-            let text = line.count > 4 ? wireText(line[4...], limit: 200) : ""
+            let text = line.count > 4 ? wireText(bytes: UnsafeRawBufferPointer(rebasing: line[4...]), limit: 200) : ""
             if reply!.lines.count < Self.maxKeywords + 1 {
                 if reply!.lines.isEmpty { reply!.lines.reserveCapacity(16) }  // one allocation for a typical EHLO reply
                 reply!.lines.append(text)
@@ -850,7 +851,7 @@ public struct SMTPSession: StreamConsumer {
                 }
                 reply!.damaged = true
                 // A cut final line ends the reply; a cut continuation leaves it open.
-                serverLine(partial, wireLength: wire, meta)
+                partial.withUnsafeBytes { serverLine($0, wireLength: wire, meta) }
             }
         case .preTLS:
             serverMode = .opaque
