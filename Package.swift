@@ -29,8 +29,10 @@ let package = Package(
     targets: [
         // libpcap, found with pkg-config (Debian: libpcap-dev).
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        // Turns SIGBUS from a mapped capture file that shrank into a one-line error.
+        .target(name: "CSignalGuard"),
         // Layer 1: capture. The only target that imports CPcap.
-        .target(name: "PcapSource", dependencies: ["CPcap"], swiftSettings: hotPath),
+        .target(name: "PcapSource", dependencies: ["CPcap", "CSignalGuard"], swiftSettings: hotPath),
         // Layer 2: link, IP and TCP decoding of one frame. Pure.
         .target(name: "PacketDecoding", swiftSettings: hotPath),
         // Layer 3: TCP reassembly into ordered bytes and explicit gaps per direction.
@@ -59,8 +61,9 @@ let package = Package(
         // files; built with -sanitize=fuzzer -DFUZZING, libFuzzer drives it.
         .executableTarget(
             name: "smtpcap-fuzz",
-            dependencies: ["SMTPCapEngine", "PacketDecoding", "TCPReassembly", "SMTPAnalysis", "Reporting"],
+            dependencies: ["SMTPCapEngine", "PcapSource", "PacketDecoding", "TCPReassembly", "SMTPAnalysis", "Reporting"],
             swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
+        .testTarget(name: "PcapSourceTests", dependencies: ["PcapSource"]),
         .testTarget(name: "PacketDecodingTests", dependencies: ["PacketDecoding"]),
         .testTarget(name: "TCPReassemblyTests", dependencies: ["TCPReassembly"]),
         .testTarget(name: "SMTPAnalysisTests", dependencies: ["SMTPAnalysis", "Reporting"]),

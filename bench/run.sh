@@ -192,9 +192,12 @@ throughput() {
     local i
     for ((i = 1; i <= RUNS; i++)); do
         sample "C floor (pcap_next_ex loop)" "0" "$FLOOR" "$f"
-        sample "C floor, 64 KiB stdio buffer like smtpcap's" "0" "$FLOOR" -b 65536 "$f"
+        sample "C floor, 64 KiB stdio buffer" "0" "$FLOOR" -b 65536 "$f"
+        sample "C mapped walk, no libpcap (pcap-floor -m)" "0" "$FLOOR" -m "$f"
         sample "smtpcap -r F" "0 1" "$BIN" -r "$f"
         sample "smtpcap -r F --json" "0 1" "$BIN" -r "$f" --json
+        sample "smtpcap -r F --no-mmap (libpcap reads)" "0 1" "$BIN" -r "$f" --no-mmap
+        sample "smtpcap -r F --json --no-mmap" "0 1" "$BIN" -r "$f" --json --no-mmap
     done
     # Two cores: the same file given twice, analyzed one file per thread (-j 2) or one after
     # the other (-j 1). Wall time is what --jobs buys; CPU time is per file.
@@ -204,11 +207,14 @@ throughput() {
     done
     row "C floor (pcap_next_ex loop)"
     local floor_cpu=$M_CPU
-    row "C floor, 64 KiB stdio buffer like smtpcap's"
+    row "C floor, 64 KiB stdio buffer"
+    row "C mapped walk, no libpcap (pcap-floor -m)"
     row "smtpcap -r F"
     local text_cpu=$M_CPU
     row "smtpcap -r F --json"
     local json_cpu=$M_CPU
+    row "smtpcap -r F --no-mmap (libpcap reads)"
+    row "smtpcap -r F --json --no-mmap"
     row "smtpcap -r F -r F --json -j 1 (2 files)" 2
     row "smtpcap -r F -r F --json -j 2 (2 files)" 2
     if [ "${BENCH_TSHARK:-1}" != 0 ] && command -v tshark >/dev/null; then

@@ -57,6 +57,12 @@ public final class PcapSource {
     var data: UnsafePointer<UInt8>?
     /// The stdio buffer of an offline file, freed after the file is closed.
     var fileBuffer: UnsafeMutableRawPointer?
+    /// A classic pcap file read through a memory mapping instead of libpcap's stdio reads.
+    var mapped: MappedRecords?
+    /// The filter installed on a mapped file, run with `pcap_offline_filter`.
+    var mappedFilter: bpf_program?
+    /// The packet header handed to the filter and the dump file when reading a mapping.
+    var mappedHeader = pcap_pkthdr()
 
     init(handle: OpaquePointer, isLive: Bool, fileSize: Int64?, fileBuffer: UnsafeMutableRawPointer? = nil) {
         self.handle = handle
@@ -67,6 +73,8 @@ public final class PcapSource {
 
     deinit {
         if let dumper { pcap_dump_close(dumper) }
+        if var program = mappedFilter { pcap_freecode(&program) }
+        mapped?.unmap()
         pcap_close(handle)
         fileBuffer?.deallocate()
     }
@@ -88,8 +96,17 @@ public final class PcapSource {
         return file
     }
 
+    /// How an offline file's packets are read.
+    public enum FileReader: Sendable {
+        /// A classic pcap file in this machine's byte order is mapped into memory and its
+        /// records handed out in place; anything else goes through libpcap.
+        case automatic
+        /// Always libpcap's `pcap_next_ex`.
+        case libpcap
+    }
+
     /// Opens a capture file; `-` reads standard input.
-    public static func openOffline(_ path: String) throws(PcapError) -> PcapSource {
+    public static func openOffline(_ path: String, reader: FileReader = .automatic) throws(PcapError) -> PcapSource {
         var errbuf = errorBuffer()
         var size: Int64?
         let opened: OpaquePointer?
@@ -129,7 +146,11 @@ public final class PcapSource {
             }
             throw PcapError(.unreadable, "cannot read \(name): \(message)")
         }
-        return PcapSource(handle: opened, isLive: false, fileSize: size, fileBuffer: buffer)
+        let source = PcapSource(handle: opened, isLive: false, fileSize: size, fileBuffer: buffer)
+        if reader == .automatic, size != nil, let file = pcap_file(opened) {
+            source.mapped = MappedRecords(fd: fileno(file), datalink: pcap_datalink(opened), snapshot: pcap_snapshot(opened))
+        }
+        return source
     }
 
     /// Opens an interface for live capture.
@@ -201,6 +222,12 @@ public final class PcapSource {
         guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
             throw PcapError(.badFilter, "bad filter expression '\(expression)': \(String(cString: pcap_geterr(handle)))")
         }
+        if mapped != nil {
+            // libpcap runs the filter inside pcap_next_ex; the mapped reader runs it itself.
+            if var old = mappedFilter { pcap_freecode(&old) }
+            mappedFilter = program
+            return
+        }
         defer { pcap_freecode(&program) }
         guard pcap_setfilter(handle, &program) == 0 else {
             throw PcapError(.badFilter, "cannot install filter '\(expression)': \(String(cString: pcap_geterr(handle)))")
@@ -217,6 +244,7 @@ public final class PcapSource {
 
     @inline(__always)
     public func next() -> NextPacket {
+        if mapped != nil { return nextMapped() }
         let status = pcap_next_ex(handle, &header, &data)
         switch status {
         case 1:
@@ -243,12 +271,37 @@ public final class PcapSource {
         }
     }
 
+    @inline(__always)
+    func nextMapped() -> NextPacket {
+        while true {
+            switch mapped!.next() {
+            case .record(let record):
+                let packet = CapturedPacket(bytes: record.bytes, wireLength: Int(record.wireLength),
+                                            seconds: record.seconds, nanoseconds: record.nanoseconds)
+                if mappedFilter == nil && dumper == nil { return .packet(packet) }
+                mappedHeader.ts.tv_sec = Int(packet.seconds)
+                mappedHeader.ts.tv_usec = Int(packet.nanoseconds)
+                mappedHeader.caplen = UInt32(truncatingIfNeeded: packet.bytes.count)
+                mappedHeader.len = record.wireLength
+                let start = packet.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                if mappedFilter != nil, pcap_offline_filter(&mappedFilter!, &mappedHeader, start) == 0 { continue }
+                if let dumper {
+                    pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &mappedHeader, start)
+                }
+                return .packet(packet)
+            case .end: return .end
+            case .error(let message): return .error(message)
+            }
+        }
+    }
+
     public func flushDump() {
         if let dumper { pcap_dump_flush(dumper) }
     }
 
     /// Bytes of the file consumed so far, for progress.
     public var fileOffset: Int64? {
+        if let mapped { return Int64(mapped.offset) }
         guard !isLive, let f = pcap_file(handle) else { return nil }
         let at = ftello(f)
         return at >= 0 ? Int64(at) : nil
@@ -263,4 +316,7 @@ public final class PcapSource {
     }
 
     public func breakLoop() { pcap_breakloop(handle) }
+
+    /// Whether packets come from a memory mapping (false: through libpcap).
+    public var readsMapping: Bool { mapped != nil }
 }

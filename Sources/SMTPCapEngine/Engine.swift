@@ -54,6 +54,9 @@ public struct EngineOptions: Sendable {
     public var implicitTLSPorts: Set<UInt16> = [465]
     /// Files analyzed at once (threads) when several are given.
     public var jobs = 1
+    /// How -r files are read: mapped into memory when they are plain pcap files, or always
+    /// through libpcap.
+    public var fileReader = PcapSource.FileReader.automatic
     /// User to switch to after opening a live capture (nil: stay).
     public var dropToUser: String?
 
@@ -188,7 +191,7 @@ public final class Engine {
     func analyzeFile(_ path: String, label: String?) throws(PcapError) -> PcapError? {
         let source: PcapSource
         do {
-            source = try PcapSource.openOffline(path)
+            source = try PcapSource.openOffline(path, reader: options.fileReader)
             // Files: the default port filter runs after decoding (faster than interpreted
             // BPF, and it sees through VLAN tags); an expression is BPF.
             if let filter = options.filter { try source.setFilter(filter) }

@@ -1,4 +1,5 @@
 import PacketDecoding
+import PcapSource
 import Reporting
 import SMTPAnalysis
 import SMTPCapEngine
@@ -133,6 +134,13 @@ enum Harness: String, CaseIterable {
         if let base = data.baseAddress { fwrite(base, 1, data.count, f) }
         fclose(f)
         defer { unlink(path) }
+        // The two file readers must agree on every input: same packets, same end.
+        let mapped = readAll(path, .automatic), libpcap = readAll(path, .libpcap)
+        if mapped != libpcap {
+            let i = zip(mapped, libpcap).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(mapped.count, libpcap.count)
+            let show = { (items: [String]) in i < items.count ? String(items[i].prefix(300)) : "nothing" }
+            fatalError("the mapped reader and libpcap disagree at item \(i + 1): \(show(mapped)) against \(show(libpcap))")
+        }
         let null = open("/dev/null", O_WRONLY)
         defer { close(null) }
         for json in [false, true] {
@@ -141,6 +149,21 @@ enum Harness: String, CaseIterable {
             options.format = json ? .json : .text
             options.transcript = true
             _ = try? Engine(options: options, output: ReportOutput(fd: null), errors: ReportOutput(fd: null)).run()
+        }
+    }
+
+    /// Every packet (lengths, time stamp, bytes) and then how the file ended, as strings.
+    static func readAll(_ path: String, _ reader: PcapSource.FileReader) -> [String] {
+        guard let source = try? PcapSource.openOffline(path, reader: reader) else { return ["cannot open"] }
+        var out: [String] = []
+        while true {
+            switch source.next() {
+            case .packet(let p):
+                out.append("\(p.bytes.count) \(p.wireLength) \(p.seconds).\(p.nanoseconds) \(Array(p.bytes))")
+            case .timeout: return out + ["timeout"]
+            case .end: return out + ["end"]
+            case .error(let message): return out + [message]
+            }
         }
     }
 }

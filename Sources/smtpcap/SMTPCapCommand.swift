@@ -89,6 +89,9 @@ struct SMTPCapCommand: ParsableCommand {
             help: ArgumentHelp("Analyze this many -r files at once, one thread each (output as with 1). (default: the number of CPUs)", valueName: "n"))
     var jobs: Int?
 
+    @Flag(name: .long, help: "Read -r files through libpcap's stdio reader instead of mapping them into memory (slower; for a file that is being rewritten while it is read).")
+    var noMmap = false
+
     @Option(name: [.customShort("Z"), .customLong("relinquish-privileges")],
             help: ArgumentHelp("After opening a live capture as root, switch to this user (default nobody; 'root' keeps root).", valueName: "user"))
     var user: String?
@@ -148,6 +151,7 @@ struct SMTPCapCommand: ParsableCommand {
         o.progress = isatty(2) == 1
         o.memoryBudgetMiB = maxMemory
         o.idleTimeoutSeconds = idleTimeout
+        o.fileReader = noMmap ? .libpcap : .automatic
         o.jobs = jobs ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         if let maxConnections { o.maxConnections = maxConnections }
         if let maxHeldBytes { o.maxHeldBytesPerDirection = maxHeldBytes }

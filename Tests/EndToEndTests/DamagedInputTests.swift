@@ -71,6 +71,69 @@ struct DamagedInputTests {
         }
     }
 
+    /// A capture file cut short while smtpcap reads it (rewritten in place, say): the mapped
+    /// reader's pages past the new end are gone, and the run must end with one clear line and
+    /// status 2, not a bus error. smtpcap is held mid-file by not reading its output until
+    /// the file has been cut.
+    @Test func aFileCutWhileBeingReadIsAnError() throws {
+        var w = PcapWriter()
+        let mx: (UInt32, Int) = (0xcb00_7119, 25)
+        for i in 0..<3_000 {
+            let client = (UInt32(0xc633_6400) + UInt32(i % 250), 1024 + i)
+            var c: UInt32 = 1000, s: UInt32 = 9000
+            func send(_ fromClient: Bool, _ text: String, flags: UInt8 = 0x18) {
+                let payload = Array(text.utf8)
+                if fromClient {
+                    w.tcp(from: client, to: mx, seq: c, ack: s, flags: flags, payload)
+                    c &+= UInt32(payload.count)
+                } else {
+                    w.tcp(from: mx, to: client, seq: s, ack: c, flags: flags, payload)
+                    s &+= UInt32(payload.count)
+                }
+            }
+            w.tcp(from: client, to: mx, seq: c &- 1, ack: 0, flags: 0x02)
+            w.tcp(from: mx, to: client, seq: s &- 1, ack: c, flags: 0x12)
+            send(false, "220 mx.example.org ESMTP\r\n")
+            send(true, "EHLO c\r\n")
+            send(false, "250-mx.example.org\r\n250 PIPELINING\r\n")
+            send(true, "QUIT\r\n")
+            send(false, "221 bye\r\n")
+            send(false, "", flags: 0x11)
+            send(true, "", flags: 0x11)
+        }
+        let path = tempPath("cut-while-read.pcap")
+        try Data(w.bytes).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: E2E.binary)
+        p.arguments = ["-r", path.path, "--json", "-v"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Blocked writing to the full pipe, a few dozen sessions into the file.
+        func state() -> Character? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(p.processIdentifier)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(close, offsetBy: 2)...].first
+        }
+        let blocked = E2E.waitUntil(seconds: 60) { state() == "S" || !p.isRunning }
+        #expect(blocked && p.isRunning, "smtpcap did not block on its output")
+        #expect(truncate(path.path, 1_000) == 0)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit, "killed by signal \(p.terminationStatus)")
+        #expect(p.terminationStatus == 2, "\(stderr)")
+        #expect(stderr.contains("a capture file became shorter while it was being read"), "\(stderr)")
+        #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+        // It had got somewhere before the cut, and not to the end.
+        let sessions = stdout.split(separator: UInt8(ascii: "\n")).count
+        #expect(sessions > 0 && sessions < 3_000, "\(sessions) lines")
+    }
+
     @Test func garbageOnPort25IsNotMistakenForMail() throws {
         // A capture whose port-25 payload is random bytes: the corpus's frames with their
         // payload bytes scrambled in place (headers intact).
