@@ -61,6 +61,23 @@ struct LineFramer {
         return true
     }
 
+    /// A whole line of `data` from `p` when no partial line is pending: lent where it lies,
+    /// not copied into `line`. The same bytes and wire length `consume` would give (kept bytes
+    /// capped at `keep`, CR of CR LF dropped); `p` then points past the LF. Nil when the line
+    /// does not end inside `data`: `consume` takes it from there.
+    @inline(__always)
+    mutating func wholeLine(_ data: UnsafeRawBufferPointer, from p: inout Int) -> (line: UnsafeRawBufferPointer, length: Int)? {
+        guard length == 0, !skipping, p < data.count, let base = data.baseAddress else { return nil }
+        let start = base + p
+        guard let found = memchr(start, 0x0a, data.count &- p) else { return nil }
+        let take = UnsafeRawPointer(found) - start
+        let cr = take > 0 && start.load(fromByteOffset: take &- 1, as: UInt8.self) == 0x0d
+        var kept = min(take, Self.keep)
+        if cr && kept == take { kept &-= 1 }
+        p &+= take &+ 1
+        return (UnsafeRawBufferPointer(start: start, count: kept), cr ? take &- 1 : take)
+    }
+
     /// Moves the complete line out (no copy) and readies the framer for the next one. Hand
     /// the buffer back with `giveBack` so its capacity is reused.
     mutating func takeLine() -> [UInt8] {

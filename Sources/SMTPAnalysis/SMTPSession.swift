@@ -423,7 +423,9 @@ public struct SMTPSession: StreamConsumer {
             switch serverMode {
             case .replies:
                 if serverLines.skipping && Self.plausibleLineStart(bytes, at: p, server: true) { serverLines.skipping = false }
-                if serverLines.consume(bytes, from: &p) {
+                if let (line, length) = serverLines.wholeLine(bytes, from: &p) {
+                    serverLine(line, wireLength: length, meta)
+                } else if serverLines.consume(bytes, from: &p) {
                     let length = serverLines.length
                     var line = serverLines.takeLine()
                     // Lent as bytes: passing the array itself retained and released it per line.

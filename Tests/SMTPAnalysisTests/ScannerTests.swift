@@ -148,4 +148,50 @@ struct ScannerTests {
         #expect(got == expected)
         #expect(framer.hasPartialLine)
     }
+
+    /// Lines lent in place (`wholeLine`, when nothing is pending) against lines copied by
+    /// `consume`: the same kept bytes and wire lengths, for lines around the 2 KiB keep limit
+    /// with and without CR, in random splits.
+    @Test(arguments: 0..<20)
+    func wholeLinesMatchConsume(seed: Int) {
+        var rng = SeededRandom(seed: UInt64(seed) &+ 991)
+        var stream: [UInt8] = []
+        let keep = LineFramer.keep
+        let lengths = [0, 1, 2, keep - 2, keep - 1, keep, keep + 1, keep + 2, 5_000]
+        for _ in 0..<60 {
+            let length = rng.next() % 3 == 0 ? lengths[Int(rng.next() % UInt64(lengths.count))] : Int(rng.next() % 80)
+            stream += (0..<length).map { _ in UInt8(0x41 + rng.next() % 26) }
+            stream += rng.next() % 2 == 0 ? [0x0d, 0x0a] : [0x0a]
+        }
+        func frame(lending: Bool, _ rng: inout SeededRandom) -> [[UInt8]] {
+            var framer = LineFramer()
+            var got: [[UInt8]] = []
+            var offset = 0
+            while offset < stream.count {
+                let size = max(1, Int(rng.next() % 3_000))
+                let chunk = Array(stream[offset..<min(stream.count, offset + size)])
+                chunk.withUnsafeBytes { raw in
+                    var p = 0
+                    while p < raw.count {
+                        if lending, let (line, length) = framer.wholeLine(raw, from: &p) {
+                            got.append(Array(line) + [UInt8(truncatingIfNeeded: length), UInt8(truncatingIfNeeded: length >> 8)])
+                        } else if framer.consume(raw, from: &p) {
+                            let length = framer.length
+                            var line = framer.takeLine()
+                            got.append(line + [UInt8(truncatingIfNeeded: length), UInt8(truncatingIfNeeded: length >> 8)])
+                            framer.giveBack(&line)
+                        }
+                    }
+                }
+                offset += size
+            }
+            return got
+        }
+        var a = rng, b = rng
+        let copied = frame(lending: false, &a)
+        let lent = frame(lending: true, &b)
+        #expect(copied.count == 60)
+        #expect(lent == copied)
+        #expect(copied.contains { $0.count == keep + 2 })  // a line cut at the keep limit
+    }
 }
