@@ -40,7 +40,7 @@ struct MappedRecords {
     static let maximumCaptureLength: UInt32 = 262_144
     /// Pages more than this far behind the reader are given back to the kernel, in steps of
     /// this size. Larger than any record, so the record handed out is never among them.
-    static let releaseStep = 2 << 20
+    static let releaseStep = 1 << 20
     static let decodedLinkTypes: Set<Int32> = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276]
 
     let base: UnsafeRawPointer

@@ -252,6 +252,6 @@ struct MappedReaderTests {
         }
         free(line)
         let kib = try #require(resident, "the mapping is listed in /proc/self/smaps")
-        #expect(kib <= 8 * 1024, "\(kib) KiB of a 40 MB mapping still resident")
+        #expect(kib <= 4 * 1024, "\(kib) KiB of a 40 MB mapping still resident")
     }
 }
