@@ -73,8 +73,15 @@ public struct CaptureSummary: Sendable {
         var missingIn: [UInt64] = []
         var offeredCount = 0
         var missingCount = 0
-        var offeredFamilies: Set<Int> = []
-        var missingFamilies: Set<Int> = []
+        var offeredFamilies = Families()
+        var missingFamilies = Families()
+    }
+    /// IP versions (4, 6) as bits: a session adds to them without hashing.
+    struct Families {
+        var bits: UInt8 = 0
+        mutating func insert(_ version: Int) { bits |= version == 6 ? 2 : 1 }
+        mutating func formUnion(_ other: Families) { bits |= other.bits }
+        var set: Set<Int> { Set((bits & 1 != 0 ? [4] : []) + (bits & 2 != 0 ? [6] : [])) }
     }
     /// A server as it names itself (its EHLO/greeting name and port), else its address.
     struct GroupKey: Hashable, Sendable {
@@ -129,9 +136,15 @@ public struct CaptureSummary: Sendable {
         // Group by the name the server declares; else by its address.
         guard plaintextEHLO else { return }
         let identity = GroupKey(name: r.serverName, server: r.server)
-        if groups[identity] == nil {
+        // One lookup for a server seen before (the common case), not two.
+        let index: Dictionary<GroupKey, Group>.Index
+        if let known = groups.index(forKey: identity) {
+            index = known
+        } else {
             guard groups.count < Self.maxGroups else { return }
             groupOrder.append(identity)
+            groups[identity] = Group()
+            index = groups.index(forKey: identity)!
         }
         let id = r.id, family = r.ipVersion
         let listed = Self.maxListed
@@ -146,7 +159,7 @@ public struct CaptureSummary: Sendable {
                 if g.missingIn.count < listed { g.missingIn.append(id) }
             }
         }
-        count(&groups[identity, default: Group()])
+        count(&groups.values[index])
     }
 
     /// Adds another summary's tallies, as if its sessions had been added after this one's
@@ -192,7 +205,7 @@ public struct CaptureSummary: Sendable {
             let g = groups[key]!
             guard g.offeredCount > 0, g.missingCount > 0 else { return nil }
             return Inconsistency(server: key.identity, offeredIn: g.offeredIn, missingIn: g.missingIn,
-                                 offeredFamilies: g.offeredFamilies, missingFamilies: g.missingFamilies)
+                                 offeredFamilies: g.offeredFamilies.set, missingFamilies: g.missingFamilies.set)
         }
     }
 

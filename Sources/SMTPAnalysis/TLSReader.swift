@@ -258,9 +258,16 @@ public enum TLSNames {
         }
     }
 
+    /// `0x` and four lower-case hex digits (a small string: no allocation).
     public static func hex(_ v: UInt16) -> String {
-        let s = String(v, radix: 16)
-        return "0x" + String(repeating: "0", count: 4 - s.count) + s
+        var text: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x30, 0x78, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &text) { b in
+            for i in 0..<4 {
+                let nibble = UInt8(truncatingIfNeeded: v >> UInt16(12 - 4 * i)) & 0xf
+                b[2 + i] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+            }
+            return String(decoding: b, as: UTF8.self)
+        }
     }
 
     /// IANA names of the suites seen in practice; others are shown by code.

@@ -103,4 +103,21 @@ struct FastPathTests {
             #expect(sink.bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7f })
         }
     }
+
+    @Test func hexCodesMatchTheRadixFormatter() {
+        for v: UInt16 in [0, 1, 0x0a, 0xab, 0x1302, 0xc02f, 0xfffe, 0xffff] + (0..<200).map({ UInt16(truncatingIfNeeded: $0 &* 331) }) {
+            let plain = String(v, radix: 16)
+            #expect(TLSNames.hex(v) == "0x" + String(repeating: "0", count: 4 - plain.count) + plain)
+        }
+    }
+
+    @Test func knownVerbsAreRecognized() {
+        for verb in ["MAIL", "RCPT", "DATA", "QUIT", "EHLO", "RSET", "STARTTLS", "BDAT", "AUTH", "HELO", "NOOP",
+                     "VRFY", "EXPN", "HELP", "TURN", "ETRN", "ATRN", "XCLIENT", "XFORWARD", "SEND", "SOML", "SAML", "LHLO"] {
+            #expect(CommandLine(Array("\(verb.lowercased()) x".utf8)).isKnownVerb, "\(verb)")
+        }
+        for verb in ["MAILX", "XYZZY", "DAT", "STARTTL", "GET"] {
+            #expect(!CommandLine(Array("\(verb) /".utf8)).isKnownVerb, "\(verb)")
+        }
+    }
 }
