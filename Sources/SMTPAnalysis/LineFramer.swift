@@ -18,9 +18,9 @@ struct LineFramer {
     var skipping = false
     private var lastWasCR = false
 
-    init() {
-        line.reserveCapacity(128)
-    }
+    /// The buffer is allocated at the first line that needs it (with room for a typical
+    /// command): most reply lines are lent in place (`wholeLine`) and never need it.
+    init() {}
 
     var hasPartialLine: Bool { length > 0 }
 
@@ -38,6 +38,7 @@ struct LineFramer {
         if !skipping {
             let room = Self.keep - line.count
             if room > 0 {
+                if line.capacity == 0 { line.reserveCapacity(128) }
                 line.append(contentsOf: UnsafeRawBufferPointer(start: start, count: min(room, take)))
             }
             length += take

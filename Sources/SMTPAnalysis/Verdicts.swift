@@ -226,7 +226,7 @@ extension SMTPSession {
 struct MessageBuilder {
     private var bytes: [UInt8] = []
 
-    init() { bytes.reserveCapacity(160) }
+    init() { bytes.reserveCapacity(256) }
 
     mutating func add(_ s: StaticString) { s.withUTF8Buffer { bytes.append(contentsOf: $0) } }
     mutating func add(_ s: String) { withUTF8Bytes(s) { bytes.append(contentsOf: $0) } }
