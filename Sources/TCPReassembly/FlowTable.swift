@@ -22,7 +22,7 @@ public struct ReassemblyLimits: Sendable {
 
     /// Limits that keep an offline run's peak memory under about `mebibytes` MiB. The process
     /// itself (runtime, libpcap, sessions waiting to be printed, the summary) takes about
-    /// 24 MiB; of the rest, half goes to tracked connections at about 3 KiB each (flow, SMTP
+    /// 24 MiB, and up to 4 MiB more of a capture file read through its mapping; of the rest, half goes to tracked connections at about 3 KiB each (flow, SMTP
     /// machine and record at rest, the evicted-key ring), an eighth to out-of-order bytes and
     /// an eighth to the SMTP machines' buffers. 256 MiB gives 39,594 connections and 29 MiB +
     /// 29 MiB. bench/run.sh hostile measures the peaks. A live capture adds libpcap's 32 MiB
