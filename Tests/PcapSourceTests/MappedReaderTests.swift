@@ -153,34 +153,26 @@ struct MappedReaderTests {
             f.bytes.removeLast(cut)
             try Self.expectSame(f, "cut by \(cut)")
         }
-        // Longer than the file's snapshot length but sane: cut to the snapshot, rest skipped.
-        var over = File(snaplen: 100)
-        over.record(captured: 300)
-        over.record(captured: 60)
-        try Self.expectSame(over, "record over the snapshot length")
-        var overCut = File(snaplen: 100)
-        overCut.record(captured: 300, present: 50)
-        try Self.expectSame(overCut, "over the snapshot length, cut before it")
-        var overCut2 = File(snaplen: 100)
-        overCut2.record(captured: 300, present: 200)
-        try Self.expectSame(overCut2, "over the snapshot length, cut after it")
-        // Past libpcap's sanity limit.
-        var huge = File(snaplen: 0)
-        huge.record(captured: 60)
-        huge.record(captured: 262_145, present: 10)
-        try Self.expectSame(huge, "record past 262144")
-        var hugeSnap = File(snaplen: 100)
-        hugeSnap.record(captured: 0xffff_ffff, present: 10)
-        try Self.expectSame(hugeSnap, "record of 2^32-1")
-        // A snapshot length past the sanity limit is kept as it is (found by the pcap fuzz
-        // harness): the limit still applies to each record.
-        var bigSnap = File(snaplen: 9_569_280)
-        bigSnap.record(captured: 60)
-        bigSnap.record(captured: 4_653_136, present: 1_199)
-        try Self.expectSame(bigSnap, "record past 262144, under the file's snapshot length")
-        var bigSnapFits = File(snaplen: 9_569_280)
-        bigSnapFits.record(captured: 200_000)
-        try Self.expectSame(bigSnapFits, "a large record under both limits")
+        // Each case: the file's snapshot length, then records as (captured length, bytes
+        // present in the file; nil: all of them).
+        let cases: [(snaplen: UInt32, records: [(UInt32, Int?)], label: String)] = [
+            // Longer than the file's snapshot length but sane: cut to the snapshot, rest skipped.
+            (100, [(300, nil), (60, nil)], "record over the snapshot length"),
+            (100, [(300, 50)], "over the snapshot length, cut before it"),
+            (100, [(300, 200)], "over the snapshot length, cut after it"),
+            // Past libpcap's sanity limit.
+            (0, [(60, nil), (262_145, 10)], "record past 262144"),
+            (100, [(0xffff_ffff, 10)], "record of 2^32-1"),
+            // A snapshot length past the sanity limit is kept as it is (found by the pcap fuzz
+            // harness): the limit still applies to each record.
+            (9_569_280, [(60, nil), (4_653_136, 1_199)], "record past 262144, under the file's snapshot length"),
+            (9_569_280, [(200_000, nil)], "a large record under both limits"),
+        ]
+        for c in cases {
+            var file = File(snaplen: c.snaplen)
+            for (captured, present) in c.records { file.record(captured: captured, present: present) }
+            try Self.expectSame(file, "\(c.label)")
+        }
         // A header of nothing but its own 24 bytes.
         try Self.expectSame(File(), "no records")
     }

@@ -127,26 +127,10 @@ struct ScannerTests {
             expected.append(line)
             start = i + 1
         }
-        var framer = LineFramer()
-        var got: [[UInt8]] = []
-        var offset = 0
-        while offset < stream.count {
-            let size = max(1, Int(rng.next() % 50))
-            let chunk = Array(stream[offset..<min(stream.count, offset + size)])
-            chunk.withUnsafeBytes { raw in
-                var p = 0
-                while p < raw.count {
-                    if framer.consume(raw, from: &p) {
-                        var line = framer.takeLine()
-                        got.append(line)
-                        framer.giveBack(&line)
-                    }
-                }
-            }
-            offset += size
-        }
+        let (lines, partial) = Self.frame(stream, lending: false) { max(1, Int(rng.next() % 50)) }
+        let got = lines.map(\.bytes)
         #expect(got == expected)
-        #expect(framer.hasPartialLine)
+        #expect(partial)
     }
 
     /// Lines lent in place (`wholeLine`, when nothing is pending) against lines copied by
@@ -163,35 +147,40 @@ struct ScannerTests {
             stream += (0..<length).map { _ in UInt8(0x41 + rng.next() % 26) }
             stream += rng.next() % 2 == 0 ? [0x0d, 0x0a] : [0x0a]
         }
-        func frame(lending: Bool, _ rng: inout SeededRandom) -> [[UInt8]] {
-            var framer = LineFramer()
-            var got: [[UInt8]] = []
-            var offset = 0
-            while offset < stream.count {
-                let size = max(1, Int(rng.next() % 3_000))
-                let chunk = Array(stream[offset..<min(stream.count, offset + size)])
-                chunk.withUnsafeBytes { raw in
-                    var p = 0
-                    while p < raw.count {
-                        if lending, let (line, length) = framer.wholeLine(raw, from: &p) {
-                            got.append(Array(line) + [UInt8(truncatingIfNeeded: length), UInt8(truncatingIfNeeded: length >> 8)])
-                        } else if framer.consume(raw, from: &p) {
-                            let length = framer.length
-                            var line = framer.takeLine()
-                            got.append(line + [UInt8(truncatingIfNeeded: length), UInt8(truncatingIfNeeded: length >> 8)])
-                            framer.giveBack(&line)
-                        }
+        var a = rng, b = rng
+        let copied = Self.frame(stream, lending: false) { max(1, Int(a.next() % 3_000)) }.lines
+        let lent = Self.frame(stream, lending: true) { max(1, Int(b.next() % 3_000)) }.lines
+        #expect(copied.count == 60)
+        #expect(lent.map(\.bytes) == copied.map(\.bytes))
+        #expect(lent.map(\.length) == copied.map(\.length))
+        #expect(copied.contains { $0.bytes.count == keep && $0.length > keep })  // a line cut at the keep limit
+    }
+
+    /// Frames `stream` fed in chunks of `size()` bytes: each line's kept bytes and wire length,
+    /// and whether a partial line is left. With `lending`, lines that end inside their chunk
+    /// are taken in place (`wholeLine`) when nothing is pending, as the SMTP machine does.
+    static func frame(_ stream: [UInt8], lending: Bool, size: () -> Int) -> (lines: [(bytes: [UInt8], length: Int)], partial: Bool) {
+        var framer = LineFramer()
+        var got: [(bytes: [UInt8], length: Int)] = []
+        var offset = 0
+        while offset < stream.count {
+            let end = min(stream.count, offset + size())
+            let chunk = Array(stream[offset..<end])
+            chunk.withUnsafeBytes { raw in
+                var p = 0
+                while p < raw.count {
+                    if lending, let (line, length) = framer.wholeLine(raw, from: &p) {
+                        got.append((Array(line), length))
+                    } else if framer.consume(raw, from: &p) {
+                        let length = framer.length
+                        var line = framer.takeLine()
+                        got.append((line, length))
+                        framer.giveBack(&line)
                     }
                 }
-                offset += size
             }
-            return got
+            offset = end
         }
-        var a = rng, b = rng
-        let copied = frame(lending: false, &a)
-        let lent = frame(lending: true, &b)
-        #expect(copied.count == 60)
-        #expect(lent == copied)
-        #expect(copied.contains { $0.count == keep + 2 })  // a line cut at the keep limit
+        return (got, framer.hasPartialLine)
     }
 }
