@@ -29,17 +29,23 @@
 static int mapped_walk(const char *path) {
     int fd = open(path, O_RDONLY);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 24) { perror("pcap-floor"); return 2; }
+    if (fd < 0 || fstat(fd, &st) != 0) { perror("pcap-floor"); if (fd >= 0) close(fd); return 2; }
+    if (st.st_size < 24) { fprintf(stderr, "pcap-floor: %s: shorter than a pcap file header\n", path); close(fd); return 2; }
     size_t size = (size_t)st.st_size;
     const uint8_t *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);  /* the mapping stays */
     if (base == MAP_FAILED) { perror("pcap-floor: mmap"); return 2; }
     madvise((void *)base, size, MADV_SEQUENTIAL);
     uint32_t magic;
     memcpy(&magic, base, 4);
-    if (magic != 0xa1b2c3d4 && magic != 0xa1b23c4d) { fprintf(stderr, "pcap-floor: -m reads native-order pcap only\n"); return 2; }
+    if (magic != 0xa1b2c3d4 && magic != 0xa1b23c4d) {
+        fprintf(stderr, "pcap-floor: -m reads native-order pcap only\n");
+        munmap((void *)base, size);
+        return 2;
+    }
     uint64_t packets = 0, bytes = 0, touch = 0;
     size_t at = 24, released = 0;
-    const size_t step = 4 << 20;
+    const size_t step = 1 << 20;  /* as smtpcap's reader */
     while (at + 16 <= size) {
         uint32_t caplen;
         memcpy(&caplen, base + at + 8, 4);
@@ -57,7 +63,6 @@ static int mapped_walk(const char *path) {
         }
     }
     munmap((void *)base, size);
-    close(fd);
     printf("packets %llu bytes %llu touch %llu\n", (unsigned long long)packets, (unsigned long long)bytes,
            (unsigned long long)touch);
     return 0;

@@ -2,6 +2,8 @@ import CPcap
 import CSignalGuard
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The records of a classic pcap file, read in place from a memory mapping.
@@ -25,6 +27,9 @@ struct MappedRecords {
         case record(Record)
         case end
         case error(String)
+        /// The file grew past the mapping (it is still being written): libpcap reads on from
+        /// this offset, as it would have read whatever was there.
+        case grown(at: Int)
     }
 
     struct Record {
@@ -46,6 +51,8 @@ struct MappedRecords {
     let base: UnsafeRawPointer
     let size: Int
     let slot: Int32
+    /// libpcap's descriptor for the file (its FILE owns it): checked again for a new size.
+    let fd: Int32
     let snapshot: UInt32
     let nanosecondStamps: Bool
     /// Offset of the next record header.
@@ -54,22 +61,24 @@ struct MappedRecords {
     private var released = 0
     /// A damaged record was reported: the file ends there.
     private var failed = false
+    /// The periodic size check found the file shorter than mapped: the next record is an error.
+    private var shrinkSeen = false
 
     /// Maps the file open on `fd`, or returns nil when it is not one this reader handles (the
     /// caller goes on with libpcap).
-    init?(fd: Int32, datalink: Int32, snapshot: Int32) {
+    init?(fd: Int32, name: String, datalink: Int32, snapshot: Int32) {
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
-              st.st_size >= Int64(Self.fileHeaderSize), snapshot > 0,
+              st.st_size >= Int64(Self.fileHeaderSize), let length = Int(exactly: st.st_size), snapshot > 0,
               Self.decodedLinkTypes.contains(datalink) else { return nil }
         var header = (UInt32(0), UInt16(0), UInt16(0))
         guard withUnsafeMutableBytes(of: &header, { pread(fd, $0.baseAddress, 8, 0) }) == 8 else { return nil }
         let (magic, major, minor) = header
         guard magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d, major == 2, minor == 4 else { return nil }
-        let length = Int(st.st_size)
         guard let start = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), start != MAP_FAILED else { return nil }
         smtpcap_install_sigbus_guard()
-        let slot = smtpcap_register_mapping(start, length)
+        let slot = smtpcap_register_mapping(start, length,
+            "smtpcap: \(name): the file became shorter while it was being read, or could not be read (I/O error)")
         guard slot >= 0 else {
             munmap(start, length)
             return nil
@@ -77,28 +86,35 @@ struct MappedRecords {
         _ = madvise(start, length, MADV_SEQUENTIAL)
         self.base = UnsafeRawPointer(start)
         self.size = length
+        self.fd = fd
         self.slot = slot
         self.snapshot = UInt32(snapshot)
         self.nanosecondStamps = magic == 0xa1b2_3c4d
     }
 
     func unmap() {
-        munmap(UnsafeMutableRawPointer(mutating: base), size)
         smtpcap_unregister_mapping(slot)
+        munmap(UnsafeMutableRawPointer(mutating: base), size)
     }
 
     @inline(__always)
     mutating func next() -> Next {
         let remaining = size &- offset
         guard remaining >= Self.recordHeaderSize, !failed else {
-            if remaining == 0 || failed { return .end }
+            if failed { return .end }
+            if let changed = sizeChanged() { return changed }
+            if remaining == 0 { return .end }
             return fail("truncated dump file; tried to read \(Self.recordHeaderSize) header bytes, only got \(remaining)")
         }
+        if shrinkSeen { return fail(Self.shrunk) }
         let header = base + offset
         let seconds = header.loadUnaligned(as: Int32.self)
         let subsecond = header.loadUnaligned(fromByteOffset: 4, as: Int32.self)
         let captured = header.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
         let wire = header.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+        // A record header of zeros (1970, no bytes) is what a mapping shows past the end of a
+        // file cut inside a page: check the size before taking it as a record.
+        if seconds == 0 && subsecond == 0 && captured == 0 && wire == 0, let changed = sizeChanged() { return changed }
         let available = remaining &- Self.recordHeaderSize
         var kept = captured
         if captured > Self.maximumCaptureLength {
@@ -111,11 +127,13 @@ struct MappedRecords {
         if captured > snapshot {
             // libpcap cuts such a record to the snapshot length and skips the rest.
             if available < Int(snapshot) {
+                if let changed = sizeChanged() { return changed }
                 return fail("truncated dump file; tried to read \(snapshot) captured bytes, only got \(available)")
             }
             kept = snapshot
         }
         guard available >= Int(captured) else {
+            if let changed = sizeChanged() { return changed }
             return fail("truncated dump file; tried to read \(captured) captured bytes, only got \(available)")
         }
         let data = header + Self.recordHeaderSize
@@ -133,6 +151,20 @@ struct MappedRecords {
         return .error(message)
     }
 
+    /// At the end of the mapping, or where a record does not fit in it: whether the file has
+    /// changed size since it was mapped. Grown (still being written): libpcap reads on. Shrunk
+    /// (truncated or rewritten in place): an error, not the zeros a mapping shows for the rest
+    /// of a page past the new end. Pages wholly past it raise SIGBUS, which the guard reports.
+    private mutating func sizeChanged() -> Next? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        if st.st_size > Int64(size) { return .grown(at: offset) }
+        if st.st_size < Int64(size) { return fail(Self.shrunk) }
+        return nil
+    }
+
+    static let shrunk = "the file became shorter while it was being read"
+
     /// Gives back the pages more than `releaseStep` behind the reader: they would otherwise
     /// stay in the process's resident set until the file is closed.
     private mutating func release() {
@@ -141,5 +173,8 @@ struct MappedRecords {
         guard end > released else { return }
         _ = madvise(UnsafeMutableRawPointer(mutating: base + released), end &- released, MADV_DONTNEED)
         released = end
+        // Once a MiB: a file cut short is noticed here, before its pages are reached.
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_size < Int64(size) { shrinkSeen = true }
     }
 }

@@ -148,7 +148,7 @@ public final class PcapSource {
         }
         let source = PcapSource(handle: opened, isLive: false, fileSize: size, fileBuffer: buffer)
         if reader == .automatic, size != nil, let file = pcap_file(opened) {
-            source.mapped = MappedRecords(fd: fileno(file), datalink: pcap_datalink(opened), snapshot: pcap_snapshot(opened))
+            source.mapped = MappedRecords(fd: fileno(file), name: path, datalink: pcap_datalink(opened), snapshot: pcap_snapshot(opened))
         }
         return source
     }
@@ -279,8 +279,8 @@ public final class PcapSource {
                 let packet = CapturedPacket(bytes: record.bytes, wireLength: Int(record.wireLength),
                                             seconds: record.seconds, nanoseconds: record.nanoseconds)
                 if mappedFilter == nil && dumper == nil { return .packet(packet) }
-                mappedHeader.ts.tv_sec = Int(packet.seconds)
-                mappedHeader.ts.tv_usec = Int(packet.nanoseconds)
+                mappedHeader.ts.tv_sec = .init(truncatingIfNeeded: packet.seconds)
+                mappedHeader.ts.tv_usec = .init(truncatingIfNeeded: packet.nanoseconds)
                 mappedHeader.caplen = UInt32(truncatingIfNeeded: packet.bytes.count)
                 mappedHeader.len = record.wireLength
                 let start = packet.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -291,8 +291,25 @@ public final class PcapSource {
                 return .packet(packet)
             case .end: return .end
             case .error(let message): return .error(message)
+            case .grown(let offset): return handOver(at: offset)
             }
         }
+    }
+
+    /// The file grew while it was read through its mapping: libpcap reads on from `offset`
+    /// (the mapping is dropped; an installed filter moves to libpcap).
+    func handOver(at offset: Int) -> NextPacket {
+        mapped?.unmap()
+        mapped = nil
+        guard let file = pcap_file(handle), fseeko(file, off_t(offset), SEEK_SET) == 0 else {
+            return .error("cannot read on past \(offset) bytes: \(String(cString: strerror(errno)))")
+        }
+        if var program = mappedFilter {
+            mappedFilter = nil
+            defer { pcap_freecode(&program) }
+            if pcap_setfilter(handle, &program) != 0 { return .error(String(cString: pcap_geterr(handle))) }
+        }
+        return next()
     }
 
     public func flushDump() {
@@ -314,8 +331,6 @@ public final class PcapSource {
         guard pcap_stats(handle, &s) == 0 else { return nil }
         return (UInt64(s.ps_recv), UInt64(s.ps_drop), UInt64(s.ps_ifdrop))
     }
-
-    public func breakLoop() { pcap_breakloop(handle) }
 
     /// Whether packets come from a memory mapping (false: through libpcap).
     public var readsMapping: Bool { mapped != nil }

@@ -209,6 +209,64 @@ struct MappedReaderTests {
         try Self.expectSame(usb, mapped: false, "USB link type")
     }
 
+    /// Reads `count` packets (or to the end), returning their lengths and how it ended.
+    static func take(_ source: PcapSource, _ count: Int = .max) -> (lengths: [Int], end: String) {
+        var lengths: [Int] = []
+        while lengths.count < count {
+            switch source.next() {
+            case .packet(let p): lengths.append(p.bytes.count)
+            case .timeout: return (lengths, "timeout")
+            case .end: return (lengths, "end")
+            case .error(let message): return (lengths, "error: \(message)")
+            }
+        }
+        return (lengths, "")
+    }
+
+    @Test func aFileThatGrowsIsReadOnThroughLibpcap() throws {
+        // A capture still being written (tcpdump -w): what is there when the mapping ends is
+        // read on by libpcap, as libpcap alone would have read it; a filter goes along.
+        var file = File()
+        for length: UInt32 in [40, 80, 40, 80] { file.record(captured: length) }
+        let path = try file.write()
+        defer { unlink(path) }
+        let source = try PcapSource.openOffline(path)
+        try source.setFilter("greater 60")
+        #expect(source.readsMapping)
+        let first = Self.take(source, 1)
+        #expect(first.lengths == [80])
+        var more = File()
+        for length: UInt32 in [40, 90, 100, 30] { more.record(captured: length) }
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(more.bytes.dropFirst(24)))
+        try handle.close()
+        let rest = Self.take(source)
+        #expect(rest.lengths == [80, 90, 100])
+        #expect(rest.end == "end")
+        #expect(!source.readsMapping)
+        // The whole grown file, read by libpcap alone, gives the same.
+        #expect(try Self.read(path, .libpcap, filter: "greater 60").packets.map(\.bytes.count) == [80, 80, 90, 100])
+    }
+
+    @Test func aFileCutWithinItsLastPageIsAnError() throws {
+        // Cut inside the mapped page: no SIGBUS there (the rest of the page reads as zeros),
+        // so the reader checks the size where the mapping ends.
+        var file = File()
+        for _ in 0..<6 { file.record(captured: 100) }
+        let path = try file.write()
+        defer { unlink(path) }
+        let source = try PcapSource.openOffline(path)
+        #expect(source.readsMapping)
+        #expect(Self.take(source, 1).lengths == [100])
+        #expect(truncate(path, 24 + 2 * 116 + 50) == 0)
+        let rest = Self.take(source)
+        #expect(rest.end == "error: the file became shorter while it was being read")
+        // The second record, and the third with its cut part read as zeros; then the
+        // zeros where the fourth record's header was are checked, not taken as a record.
+        #expect(rest.lengths == [100, 100])
+    }
+
     @Test func pagesBehindTheReaderAreGivenBack() throws {
         // 40 MB of records: the mapping must not stay resident behind the reader.
         var big = File()
