@@ -61,8 +61,9 @@ struct MappedRecords {
     private var released = 0
     /// A damaged record was reported: the file ends there.
     private var failed = false
-    /// The periodic size check found the file shorter than mapped: the next record is an error.
-    private var shrinkSeen = false
+    /// Where the records end: the mapped size, or the file's new size once the periodic check
+    /// has found it shorter (what lies before the cut is still read, as libpcap would).
+    private var limit: Int
 
     /// Maps the file open on `fd`, or returns nil when it is not one this reader handles (the
     /// caller goes on with libpcap).
@@ -86,6 +87,7 @@ struct MappedRecords {
         _ = madvise(start, length, MADV_SEQUENTIAL)
         self.base = UnsafeRawPointer(start)
         self.size = length
+        self.limit = length
         self.fd = fd
         self.slot = slot
         self.snapshot = UInt32(snapshot)
@@ -99,14 +101,13 @@ struct MappedRecords {
 
     @inline(__always)
     mutating func next() -> Next {
-        let remaining = size &- offset
+        let remaining = limit &- offset
         guard remaining >= Self.recordHeaderSize, !failed else {
             if failed { return .end }
             if let changed = sizeChanged() { return changed }
             if remaining == 0 { return .end }
             return fail("truncated dump file; tried to read \(Self.recordHeaderSize) header bytes, only got \(remaining)")
         }
-        if shrinkSeen { return fail(Self.shrunk) }
         let header = base + offset
         let seconds = header.loadUnaligned(as: Int32.self)
         let subsecond = header.loadUnaligned(fromByteOffset: 4, as: Int32.self)
@@ -173,8 +174,8 @@ struct MappedRecords {
         guard end > released else { return }
         _ = madvise(UnsafeMutableRawPointer(mutating: base + released), end &- released, MADV_DONTNEED)
         released = end
-        // Once a MiB: a file cut short is noticed here, before its pages are reached.
+        // Once a MiB: a file cut short is noticed here, before its missing pages are reached.
         var st = stat()
-        if fstat(fd, &st) == 0, st.st_size < Int64(size) { shrinkSeen = true }
+        if fstat(fd, &st) == 0, st.st_size < Int64(limit) { limit = max(offset, Int(st.st_size)) }
     }
 }

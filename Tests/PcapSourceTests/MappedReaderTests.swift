@@ -267,6 +267,24 @@ struct MappedReaderTests {
         #expect(rest.lengths == [100, 100])
     }
 
+    @Test func aFileCutFarAheadIsReadUpToTheCut() throws {
+        // Cut well ahead of the reader: the size checked once a MiB moves the end of the
+        // records to the cut (no page past it is touched, so no SIGBUS), and what lies before
+        // the cut is read, as libpcap would; then the shrink is reported.
+        var big = File()
+        let record = File.le32(1) + File.le32(0) + File.le32(1500) + File.le32(1500) + [UInt8](repeating: 0x55, count: 1500)
+        for _ in 0..<27_000 { big.bytes += record }
+        let path = try big.write()
+        defer { unlink(path) }
+        let source = try PcapSource.openOffline(path)
+        #expect(source.readsMapping)
+        #expect(Self.take(source, 3_000).lengths.count == 3_000)
+        #expect(truncate(path, off_t(24 + 13_000 * record.count + 700)) == 0)
+        let rest = Self.take(source)
+        #expect(rest.lengths.count == 10_000)
+        #expect(rest.end == "error: the file became shorter while it was being read")
+    }
+
     @Test func pagesBehindTheReaderAreGivenBack() throws {
         // 40 MB of records: the mapping must not stay resident behind the reader.
         var big = File()
