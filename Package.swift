@@ -7,11 +7,9 @@ let strict: [SwiftSetting] = [
 ]
 /// The engine's layers are separate modules; the per-packet path crosses them (the flow table
 /// is generic over the SMTP machine). Cross-module optimization lets the compiler specialize
-/// and inline across them in release builds. Release builds also drop the dynamic exclusivity
-/// checks (the static ones stay; debug builds and the test suite keep both): they cost a
-/// runtime call per access to a class's stored property on the per-packet path.
+/// and inline across them in release builds.
 let hotPath: [SwiftSetting] = strict + [
-    .unsafeFlags(["-cross-module-optimization", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -19,7 +17,6 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "smtpcap", targets: ["smtpcap"]),
-        .library(name: "SMTPCapEngine", targets: ["SMTPCapEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,43 +28,59 @@ let package = Package(
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         // Turns SIGBUS from a mapped capture file that shrank into a one-line error.
         .target(name: "CSignalGuard"),
+        // The shared vocabulary every layer speaks: addresses, endpoints, time stamps,
+        // directions, chunk metadata, anomaly and finding codes; and the byte-scanning kernel.
+        .target(name: "SMTPCapCore", swiftSettings: hotPath),
         // Layer 1: capture. The only target that imports CPcap.
         .target(name: "PcapSource", dependencies: ["CPcap", "CSignalGuard"], swiftSettings: hotPath),
         // Layer 2: link, IP and TCP decoding of one frame. Pure.
-        .target(name: "PacketDecoding", swiftSettings: hotPath),
+        .target(name: "PacketDecoding", dependencies: ["SMTPCapCore"], swiftSettings: hotPath),
         // Layer 3: TCP reassembly into ordered bytes and explicit gaps per direction.
-        .target(name: "TCPReassembly", dependencies: ["PacketDecoding"], swiftSettings: hotPath),
-        // Layer 4-6: SMTP state machine, TLS handshake reader, findings. Pure: fed byte chunks.
+        .target(name: "TCPReassembly", dependencies: ["SMTPCapCore", "PacketDecoding"], swiftSettings: hotPath),
+        // Layer 5: the TLS handshake reader and X.509 certificate facts. Pure: fed byte chunks.
         .target(
-            name: "SMTPAnalysis",
+            name: "TLSHandshake",
             dependencies: [
-                "TCPReassembly",
+                "SMTPCapCore",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: hotPath),
+        // Layer 4: the SMTP state machine. Pure: fed ordered bytes, gaps and closes; hands
+        // the bytes after STARTTLS to the TLS reader. No Foundation.
+        .target(name: "SMTPMachine", dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake"], swiftSettings: hotPath),
+        // Layer 6: findings and verdicts per session, and the cross-session summary.
+        .target(name: "Findings", dependencies: ["SMTPCapCore", "TLSHandshake", "SMTPMachine"], swiftSettings: hotPath),
         // Layer 7: text, JSON lines and transcript output. The only layer that formats.
-        .target(name: "Reporting", dependencies: ["SMTPAnalysis"], swiftSettings: hotPath),
-        // Wiring: capture -> decode -> reassembly -> analysis -> report.
+        .target(
+            name: "Reporting",
+            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings"],
+            swiftSettings: hotPath),
+        // Wiring: capture -> decode -> reassembly -> SMTP machine -> findings -> report.
         .target(
             name: "SMTPCapEngine",
-            dependencies: ["PcapSource", "PacketDecoding", "TCPReassembly", "SMTPAnalysis", "Reporting"],
+            dependencies: ["SMTPCapCore", "PcapSource", "PacketDecoding", "TCPReassembly", "SMTPMachine", "Findings", "Reporting"],
             swiftSettings: hotPath),
         .executableTarget(
             name: "smtpcap",
-            dependencies: ["SMTPCapEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SMTPCapEngine", "PcapSource", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         // Fuzz harnesses, one per parser layer (`make fuzz-smoke`). Built normally it replays
         // files; built with -sanitize=fuzzer -DFUZZING, libFuzzer drives it.
         .executableTarget(
             name: "smtpcap-fuzz",
-            dependencies: ["SMTPCapEngine", "PcapSource", "PacketDecoding", "TCPReassembly", "SMTPAnalysis", "Reporting"],
+            dependencies: ["SMTPCapCore", "SMTPCapEngine", "PcapSource", "PacketDecoding", "TCPReassembly", "TLSHandshake",
+                           "SMTPMachine", "Findings", "Reporting"],
             swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
-        .testTarget(name: "PcapSourceTests", dependencies: ["PcapSource"]),
-        .testTarget(name: "PacketDecodingTests", dependencies: ["PacketDecoding"]),
-        .testTarget(name: "TCPReassemblyTests", dependencies: ["TCPReassembly"]),
-        .testTarget(name: "SMTPAnalysisTests", dependencies: ["SMTPAnalysis", "Reporting"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SMTPCapEngine"]),
+        // Shared by the test targets: seeded generator, split feeding, capture runners.
+        .target(name: "SMTPCapTestSupport", dependencies: ["SMTPCapCore"], path: "Tests/SMTPCapTestSupport", swiftSettings: strict),
+        .testTarget(name: "PcapSourceTests", dependencies: ["PcapSource", "SMTPCapTestSupport"]),
+        .testTarget(name: "PacketDecodingTests", dependencies: ["SMTPCapCore", "PacketDecoding", "SMTPCapTestSupport"]),
+        .testTarget(name: "TCPReassemblyTests", dependencies: ["SMTPCapCore", "PacketDecoding", "TCPReassembly", "SMTPCapTestSupport"]),
+        .testTarget(
+            name: "SMTPMachineTests",
+            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Reporting", "SMTPCapTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SMTPCapTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

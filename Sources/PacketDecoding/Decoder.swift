@@ -1,3 +1,5 @@
+import SMTPCapCore
+
 /// Link-layer types as libpcap's `pcap_datalink` reports them (DLT_* values), plus the
 /// LINKTYPE_* values some files carry for the same encapsulations.
 public enum LinkType: Sendable, Equatable {
@@ -95,21 +97,21 @@ public struct PacketDecoder: Sendable {
 
     // Big-endian reads; every caller has checked the frame's length first.
     @inlinable @inline(__always)
-    static func u16(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt16 {
-        UInt16(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt16.self))
+    static func u16(_ p: Span<UInt8>, _ at: Int) -> UInt16 {
+        p.bigEndian(UInt16.self, at: at)
     }
 
     @inlinable @inline(__always)
-    static func u32(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
-        UInt32(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+    static func u32(_ p: Span<UInt8>, _ at: Int) -> UInt32 {
+        p.bigEndian(UInt32.self, at: at)
     }
 
     @inlinable @inline(__always)
-    static func u64(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt64 {
-        UInt64(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+    static func u64(_ p: Span<UInt8>, _ at: Int) -> UInt64 {
+        p.bigEndian(UInt64.self, at: at)
     }
 
-    public func decode(_ frame: UnsafeRawBufferPointer) -> DecodeOutcome {
+    public func decode(_ frame: Span<UInt8>) -> DecodeOutcome {
         let n = frame.count
         switch linkType {
         case .ethernet:
@@ -155,7 +157,7 @@ public struct PacketDecoder: Sendable {
     }
 
     @inline(__always)
-    func decodeNetwork(_ frame: UnsafeRawBufferPointer, at offset: Int, etherType: UInt16) -> DecodeOutcome {
+    func decodeNetwork(_ frame: Span<UInt8>, at offset: Int, etherType: UInt16) -> DecodeOutcome {
         switch etherType {
         case 0x0800: return decodeIPv4(frame, at: offset)
         case 0x86dd: return decodeIPv6(frame, at: offset)
@@ -164,7 +166,7 @@ public struct PacketDecoder: Sendable {
     }
 
     @inline(__always)
-    func decodeIPv4(_ frame: UnsafeRawBufferPointer, at offset: Int) -> DecodeOutcome {
+    func decodeIPv4(_ frame: Span<UInt8>, at offset: Int) -> DecodeOutcome {
         let n = frame.count
         guard n >= offset + 20 else { return .malformed(.truncatedIPHeader) }
         let versionIHL = frame[offset]
@@ -185,7 +187,7 @@ public struct PacketDecoder: Sendable {
                          source: source, destination: destination)
     }
 
-    func decodeIPv6(_ frame: UnsafeRawBufferPointer, at offset: Int) -> DecodeOutcome {
+    func decodeIPv6(_ frame: Span<UInt8>, at offset: Int) -> DecodeOutcome {
         let n = frame.count
         guard n >= offset + 40 else { return .malformed(.truncatedIPHeader) }
         guard frame[offset] >> 4 == 6 else { return .malformed(.badIPHeader) }
@@ -229,7 +231,7 @@ public struct PacketDecoder: Sendable {
     }
 
     @inline(__always)
-    func decodeTCP(_ frame: UnsafeRawBufferPointer, at offset: Int, ipPayloadLength: Int,
+    func decodeTCP(_ frame: Span<UInt8>, at offset: Int, ipPayloadLength: Int,
                    source: IPAddress, destination: IPAddress) -> DecodeOutcome {
         let n = frame.count
         guard n >= offset + 20 else { return .malformed(.truncatedTCPHeader) }

@@ -31,6 +31,12 @@ public struct CapturedPacket {
     public var seconds: Int64
     /// Nanoseconds: sources are opened with nanosecond precision.
     public var nanoseconds: Int32
+
+    /// Lends the frame's bytes as a span, for the length of `body`.
+    @inlinable @inline(__always)
+    public func withBytes<R>(_ body: (Span<UInt8>) -> R) -> R {
+        body(bytes.assumingMemoryBound(to: UInt8.self).span)
+    }
 }
 
 public enum NextPacket {

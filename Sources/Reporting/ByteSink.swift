@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An append-only byte buffer for report text. A class that is never shared, so a write is a
 /// capacity check and a store: no copy-on-write check, no retain, no bounds trap to keep.
 /// The reports write straight into the output's sink, with no string or array per session.
@@ -114,6 +118,35 @@ public final class ByteSink {
 
     public func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
 
+    @inline(__always)
+    public func append(span bytes: Span<UInt8>) {
+        bytes.withUnsafeBufferPointer { append($0) }
+    }
+
+    /// `,"key":` (the comma unless `first`), with one capacity check and no call.
+    @inline(__always)
+    public func appendKey(_ k: StaticString, first: Bool) {
+        guard k.hasPointerRepresentation else {
+            if !first { append(0x2c) }
+            append(0x22)
+            append(k)
+            return append(0x22, 0x3a)
+        }
+        let n = k.utf8CodeUnitCount
+        reserve(n &+ 4)
+        if !first { appendUnchecked(0x2c) }
+        appendUnchecked(0x22)
+        appendUnchecked(UnsafeRawPointer(k.utf8Start), count: n)
+        appendUnchecked(0x22)
+        appendUnchecked(0x3a)
+    }
+
+    /// The bytes from `offset` to the end, as text.
+    public func string(from offset: Int) -> String {
+        precondition(offset >= 0 && offset <= count)
+        return String(decoding: UnsafeBufferPointer(start: base + offset, count: count - offset), as: UTF8.self)
+    }
+
     /// A decimal integer.
     public func appendDecimal(_ v: Int64) {
         if capacity - count < 20 { grow(20) }
@@ -173,5 +206,56 @@ public final class ByteSink {
             magnitude /= 10
         } while magnitude > 0
         while p > start { p &-= 1; base[p] = 0x30 }
+    }
+}
+
+/// Buffered writes to a file descriptor (standard output by default). The only writer of
+/// report text.
+public final class ReportOutput {
+    let fd: Int32
+    /// Reports write into it in place (`write(_ build:)`); flushed past 64 KiB.
+    let buffer = ByteSink(capacity: 1 << 17)
+    public var autoFlush: Bool
+
+    public init(fd: Int32 = 1, autoFlush: Bool = false) {
+        self.fd = fd
+        self.autoFlush = autoFlush
+    }
+
+    deinit { flush() }
+
+    public func write(_ s: String) {
+        buffer.append(utf8: s)
+        flushIfDue()
+    }
+
+    public func write(span bytes: Span<UInt8>) {
+        buffer.append(span: bytes)
+        flushIfDue()
+    }
+
+    /// Lets a report write straight into the buffer.
+    public func write(_ build: (ByteSink) -> Void) {
+        build(buffer)
+        flushIfDue()
+    }
+
+    @inline(__always)
+    func flushIfDue() {
+        if autoFlush || buffer.count >= 1 << 16 { flush() }
+    }
+
+    public func flush() {
+        var offset = 0
+        let bytes = buffer.bytes
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                break  // closed pipe or full disk: nothing sensible left to do with the report
+            }
+            offset += n
+        }
+        buffer.removeAll()
     }
 }

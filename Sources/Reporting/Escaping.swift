@@ -25,7 +25,11 @@ public enum Escape {
     }
 
     /// The same, from bytes.
-    public static func terminal(bytes utf8: UnsafeBufferPointer<UInt8>, into out: ByteSink) {
+    public static func terminal(span: Span<UInt8>, into out: ByteSink) {
+        span.withUnsafeBufferPointer { terminal(bytes: $0, into: out) }
+    }
+
+    static func terminal(bytes utf8: UnsafeBufferPointer<UInt8>, into out: ByteSink) {
         do {
             if isPlain(utf8, quote: false) { out.append(utf8); return }
             for b in utf8 {

@@ -1,6 +1,8 @@
-import PacketDecoding
-import SMTPAnalysis
+import Findings
+import SMTPCapCore
+import SMTPMachine
 import TCPReassembly
+import TLSHandshake
 
 /// A tiny JSON object writer: keys in insertion order, ASCII output, bytes written straight
 /// into a sink (the output's buffer for session lines), no Foundation.
@@ -25,21 +27,8 @@ public struct JSONObject {
     /// `,"k":` with one capacity check.
     @inline(__always)
     private mutating func key(_ k: StaticString) {
-        guard k.hasPointerRepresentation else {
-            if !first { out.append(0x2c) }
-            first = false
-            out.append(0x22)
-            out.append(k)
-            return out.append(0x22, 0x3a)
-        }
-        let n = k.utf8CodeUnitCount
-        out.reserve(n &+ 4)
-        if !first { out.appendUnchecked(0x2c) }
+        out.appendKey(k, first: first)
         first = false
-        out.appendUnchecked(0x22)
-        out.appendUnchecked(UnsafeRawPointer(k.utf8Start), count: n)
-        out.appendUnchecked(0x22)
-        out.appendUnchecked(0x3a)
     }
 
     public mutating func string(_ k: StaticString, _ v: String?) {
@@ -113,14 +102,11 @@ public struct JSONObject {
     public mutating func objects<T>(_ k: StaticString, _ items: [T], _ build: (T, inout JSONObject) -> Void) {
         key(k)
         out.append(0x5b)
-        // Elements read in place (a for-in loop copies each, retaining its fields).
-        items.withUnsafeBufferPointer { items in
-            for i in items.indices {
-                if i > 0 { out.append(0x2c) }
-                var o = JSONObject(into: out)
-                build(items[i], &o)
-                out.append(0x7d)
-            }
+        for i in items.indices {
+            if i > 0 { out.append(0x2c) }
+            var o = JSONObject(into: out)
+            build(items[i], &o)
+            out.append(0x7d)
         }
         out.append(0x5d)
     }
@@ -129,9 +115,7 @@ public struct JSONObject {
     public var closed: String {
         out.append(0x7d)
         defer { out.removeLast(1) }
-        return withExtendedLifetime(out) {
-            String(decoding: UnsafeRawBufferPointer(rebasing: out.bytes[start...]), as: UTF8.self)
-        }
+        return out.string(from: start)
     }
 
     public static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
@@ -278,7 +262,7 @@ public enum JSONLinesReport {
         if !r.anomalies.isEmpty {
             let anomalies = r.anomalies.sorted(by: { $0.key < $1.key })
             o.object("anomalies") { a in
-                for (k, v) in anomalies { a.int(dynamicKey: k, v) }
+                for (k, v) in anomalies { a.int(dynamicKey: k.rawValue, v) }
             }
         }
         if let transcript = r.transcript {

@@ -1,6 +1,8 @@
-import PacketDecoding
-import SMTPAnalysis
+import Findings
+import SMTPCapCore
+import SMTPMachine
 import TCPReassembly
+import TLSHandshake
 
 /// The human report: a compact block per session and a summary. Wire strings are escaped;
 /// colour only when asked (the caller checks for a terminal).
@@ -32,14 +34,7 @@ public struct TextReport {
         func wire(_ s: String) { Escape.terminal(s, into: out) }
         /// The first word of wire text (an EHLO keyword without its parameters), escaped.
         func wireFirstWord(_ s: String) {
-            var s = s
-            s.withUTF8 { b in
-                var i = 0
-                while i < b.count && b[i] == 0x20 { i += 1 }
-                var j = i
-                while j < b.count && b[j] != 0x20 { j += 1 }
-                Escape.terminal(bytes: UnsafeBufferPointer(rebasing: b[i..<j]), into: out)
-            }
+            withUTF8Span(s) { b in Escape.terminal(span: b.extracting(firstWordRange(b)), into: out) }
         }
         func int<T: BinaryInteger>(_ v: T) { out.appendDecimal(Int64(v)) }
         func frame(_ f: UInt64?) {
@@ -233,7 +228,7 @@ public struct TextReport {
             w.add("  anomalies")
             for (key, value) in r.anomalies.sorted(by: { $0.key < $1.key }) {
                 w.add(" ")
-                w.text(key)
+                w.text(key.rawValue)
                 w.add("=")
                 w.int(value)
             }

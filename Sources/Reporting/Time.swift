@@ -1,4 +1,4 @@
-import TCPReassembly
+import SMTPCapCore
 
 extension Timestamp {
     /// `2026-11-29T03:12:01.123456Z` (UTC, microseconds).

@@ -1,4 +1,5 @@
 import PacketDecoding
+import SMTPCapCore
 
 /// The map from a connection's key to its slot in the flow table: open addressing with linear
 /// probing and backward-shift deletion (no tombstones), kept at most half full.
@@ -49,16 +50,12 @@ struct FlowIndex {
     @inline(__always)
     subscript(key: FlowKey) -> Int? {
         var i = bucket(key)
-        return keys.withUnsafeBufferPointer { keys in
-            values.withUnsafeBufferPointer { values in
-                // `i` is masked into the table, whose size is a power of two: no bounds to check.
-                while true {
-                    let v = values[i]
-                    if v == Self.empty { return nil }
-                    if keys[i] == key { return Int(v) }
-                    i = (i &+ 1) & mask
-                }
-            }
+        // `i` is masked into the table, whose size is a power of two.
+        while true {
+            let v = values[i]
+            if v == Self.empty { return nil }
+            if keys[i] == key { return Int(v) }
+            i = (i &+ 1) & mask
         }
     }
 

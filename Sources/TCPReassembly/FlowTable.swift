@@ -1,4 +1,5 @@
 import PacketDecoding
+import SMTPCapCore
 
 /// Caps and timeouts of the reassembler. Every cap degrades (a gap, an eviction) and is
 /// counted; none is fatal.
@@ -101,7 +102,7 @@ struct Flow<Consumer: StreamConsumer> {
 
     /// `admission` and, for a packet admitted, `handle`, in one call on the flow in place.
     @inline(__always)
-    mutating func admitAndHandle(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, meta: ChunkMeta,
+    mutating func admitAndHandle(_ segment: TCPSegment, payload: Span<UInt8>, meta: ChunkMeta,
                                  limits: ReassemblyLimits, heldTotalOver: (Int) -> Bool) -> Handled {
         switch admission(of: segment) {
         case .accept: return .handled(handle(segment, payload: payload, meta: meta, limits: limits, heldTotalOver: heldTotalOver))
@@ -118,7 +119,7 @@ struct Flow<Consumer: StreamConsumer> {
         return .accept
     }
 
-    mutating func handle(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, meta: ChunkMeta,
+    mutating func handle(_ segment: TCPSegment, payload: Span<UInt8>, meta: ChunkMeta,
                          limits: ReassemblyLimits, heldTotalOver: (Int) -> Bool) -> Outcome {
         let fromClient = segment.source == info.client
         var outcome = Outcome()
@@ -140,7 +141,7 @@ struct Flow<Consumer: StreamConsumer> {
         return outcome
     }
 
-    mutating func handle(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, fromClient: Bool,
+    mutating func handle(_ segment: TCPSegment, payload: Span<UInt8>, fromClient: Bool,
                          meta: ChunkMeta, limits: ReassemblyLimits) -> Int {
         lastSeen = meta.timestamp
         let direction: Direction = fromClient ? .clientToServer : .serverToClient
@@ -256,14 +257,14 @@ public struct FlowTable<Factory: StreamFactory> {
     public var openConnections: Int { index.count }
 
     /// Feeds one decoded segment; `frame` is the captured frame it was decoded from.
-    public mutating func process(_ segment: TCPSegment, frame: UnsafeRawBufferPointer, meta: ChunkMeta) {
+    public mutating func process(_ segment: TCPSegment, frame: Span<UInt8>, meta: ChunkMeta) {
         now = meta.timestamp
         if meta.timestamp.seconds != lastExpiryCheck {
             lastExpiryCheck = meta.timestamp.seconds
             expireIdle(now: meta.timestamp)
         }
         let (key, _) = FlowKey.canonical(source: segment.source, destination: segment.destination)
-        let payload = UnsafeRawBufferPointer(rebasing: frame[segment.payloadOffset..<(segment.payloadOffset + segment.capturedPayload)])
+        let payload = frame.extracting(segment.payloadOffset..<(segment.payloadOffset + segment.capturedPayload))
 
         var slot: Int
         let total = heldTotal, cap = limits.maxHeldBytesTotal
@@ -359,7 +360,7 @@ public struct FlowTable<Factory: StreamFactory> {
 
     private func isServerPort(_ port: UInt16) -> Bool { serverPorts.contains(port) }
 
-    private mutating func create(_ segment: TCPSegment, payload: UnsafeRawBufferPointer, key: FlowKey, meta: ChunkMeta) -> Int {
+    private mutating func create(_ segment: TCPSegment, payload: Span<UInt8>, key: FlowKey, meta: ChunkMeta) -> Int {
         if index.count >= limits.maxConnections { evictOldest() }
         var client = segment.source
         var server = segment.destination

@@ -1,3 +1,4 @@
+import SMTPCapCore
 /// Serial-number arithmetic on 32-bit TCP sequence numbers (RFC 1982): the signed distance
 /// from `b` to `a`, correct across the wrap.
 @inlinable
@@ -36,7 +37,7 @@ struct HalfStream {
 
     /// A segment's payload. Returns the number of bytes newly held (for the global cap).
     mutating func segment<C: StreamConsumer>(
-        sequence: UInt32, payload: UnsafeRawBufferPointer, wireLength: Int, meta: ChunkMeta,
+        sequence: UInt32, payload: Span<UInt8>, wireLength: Int, meta: ChunkMeta,
         direction: Direction, holdLimit: Int, jumpLimit: Int = .max, consumer: inout C
     ) -> Int {
         if closed { return 0 }
@@ -72,7 +73,7 @@ struct HalfStream {
             deliver(payload, wireLength: wireLength, trim: 0, meta: meta, direction: direction, consumer: &consumer)
             return 0
         }
-        return insertHeld(HeldSegment(sequence: sequence, bytes: Array(payload), wireLength: wireLength, meta: meta))
+        return insertHeld(HeldSegment(sequence: sequence, bytes: Array(span: payload), wireLength: wireLength, meta: meta))
     }
 
     /// Inserts in sequence order; an exact or covered duplicate is dropped (first copy wins),
@@ -101,12 +102,12 @@ struct HalfStream {
     }
 
     private mutating func deliver<C: StreamConsumer>(
-        _ payload: UnsafeRawBufferPointer, wireLength: Int, trim: Int, meta: ChunkMeta,
+        _ payload: Span<UInt8>, wireLength: Int, trim: Int, meta: ChunkMeta,
         direction: Direction, consumer: inout C
     ) {
         let captured = payload.count
         if trim < captured {
-            let slice = UnsafeRawBufferPointer(rebasing: payload[trim...])
+            let slice = payload.extracting(trim...)
             stats.bytes &+= UInt64(slice.count)
             consumer.data(slice, direction, meta)
         }
@@ -131,10 +132,8 @@ struct HalfStream {
             }
             // An overlap with what was already delivered: first copy wins.
             lastMeta = first.meta
-            first.bytes.withUnsafeBytes { raw in
-                deliver(raw, wireLength: first.wireLength, trim: trim, meta: first.meta,
-                        direction: direction, consumer: &consumer)
-            }
+            deliver(first.bytes.span, wireLength: first.wireLength, trim: trim, meta: first.meta,
+                    direction: direction, consumer: &consumer)
         }
         checkFin(direction: direction, consumer: &consumer, meta: lastMeta)
     }

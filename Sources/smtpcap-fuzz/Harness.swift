@@ -1,7 +1,9 @@
+import Findings
 import PacketDecoding
 import PcapSource
 import Reporting
-import SMTPAnalysis
+import SMTPMachine
+import SMTPCapCore
 import SMTPCapEngine
 import TCPReassembly
 #if canImport(Glibc)
@@ -40,7 +42,7 @@ enum Harness: String, CaseIterable {
         let dlts: [Int32] = [0, 1, 12, 108, 113, 228, 229, 276]
         let decoder = PacketDecoder(linkType: LinkType(dlt: dlts[Int(first) % dlts.count])!)
         let frame = UnsafeRawBufferPointer(rebasing: data[1...])
-        if case .tcp(let s) = decoder.decode(frame) {
+        if case .tcp(let s) = decoder.decode(frame.assumingMemoryBound(to: UInt8.self).span) {
             precondition(s.payloadOffset + s.capturedPayload <= frame.count)
         }
     }
@@ -49,7 +51,8 @@ enum Harness: String, CaseIterable {
         mutating func makeConsumer(_ info: ConnectionInfo) -> SMTPSession { SMTPSession(info: info) }
         mutating func finished(_ consumer: inout SMTPSession, info: ConnectionInfo, client: DirectionStats,
                                server: DirectionStats, end: Timestamp) {
-            let record = consumer.finish(client: client, server: server, end: end)
+            var record = consumer.finish(client: client, server: server, end: end)
+            SessionFindings.evaluate(&record)
             _ = JSONLinesReport.session(record, file: nil)
         }
     }
@@ -79,7 +82,7 @@ enum Harness: String, CaseIterable {
                                      sequence: seq[d], acknowledgment: seq[1 - d], flags: flags, payloadOffset: 0,
                                      capturedPayload: length, wirePayload: length + Int(data[p] >> 6))
             frame += 1
-            table.process(segment, frame: payload, meta: ChunkMeta(frame: frame, timestamp: Timestamp(seconds: Int64(frame / 4), nanoseconds: 0)))
+            table.process(segment, frame: payload.assumingMemoryBound(to: UInt8.self).span, meta: ChunkMeta(frame: frame, timestamp: Timestamp(seconds: Int64(frame / 4), nanoseconds: 0)))
             seq[d] = seq[d] &+ UInt32(length)
             p += 4 + length
         }
@@ -103,7 +106,7 @@ enum Harness: String, CaseIterable {
             var s = start
             while s < end {
                 let e = min(end, s + chunk)
-                machine.data(UnsafeRawBufferPointer(rebasing: data[s..<e]), direction, ChunkMeta(frame: frame, timestamp: .zero))
+                machine.data(UnsafeRawBufferPointer(rebasing: data[s..<e]).assumingMemoryBound(to: UInt8.self).span, direction, ChunkMeta(frame: frame, timestamp: .zero))
                 s = e
             }
         }
@@ -119,7 +122,8 @@ enum Harness: String, CaseIterable {
         }
         flush(data.count)
         machine.closed(.clientToServer, .fin, ChunkMeta(frame: frame, timestamp: .zero))
-        let record = machine.finish(client: DirectionStats(), server: DirectionStats(), end: .zero)
+        var record = machine.finish(client: DirectionStats(), server: DirectionStats(), end: .zero)
+        SessionFindings.evaluate(&record)
         _ = JSONLinesReport.session(record, file: nil)
         _ = TextReport(color: false, transcript: true).session(record, file: nil)
     }

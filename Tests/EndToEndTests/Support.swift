@@ -45,14 +45,16 @@ enum E2E {
         return true
     }
 
-    static func run(_ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 120) throws -> Result {
-        try runProgram(binary, arguments, stdin: stdin, timeout: timeout)
+    static func run(_ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 120, in directory: URL? = nil) throws -> Result {
+        try runProgram(binary, arguments, stdin: stdin, timeout: timeout, in: directory)
     }
 
-    static func runProgram(_ program: String, _ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 120) throws -> Result {
+    static func runProgram(_ program: String, _ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 120,
+                           in directory: URL? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: program)
         p.arguments = arguments
+        if let directory { p.currentDirectoryURL = directory }
         // Output goes to files: no pipe can fill up and block the process.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("smtpcap-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -1,3 +1,5 @@
+import SMTPCapTestSupport
+import SMTPCapCore
 import PacketDecoding
 import Testing
 
@@ -88,7 +90,7 @@ struct DecoderTests {
     @Test(arguments: linkCases)
     func decodesEveryLinkType(_ c: LinkCase) throws {
         let decoder = PacketDecoder(linkType: try #require(LinkType(dlt: c.dlt)))
-        let outcome = c.frame.withUnsafeBytes { decoder.decode($0) }
+        let outcome = decoder.decode(c.frame.span)
         guard case .tcp(let s) = outcome else {
             Issue.record("\(c.name): \(outcome)")
             return
@@ -115,7 +117,7 @@ struct DecoderTests {
         let decoder = PacketDecoder(linkType: try #require(LinkType(dlt: c.dlt)))
         for n in 0...c.frame.count {
             let prefix = Array(c.frame.prefix(n))
-            let outcome = prefix.withUnsafeBytes { decoder.decode($0) }
+            let outcome = decoder.decode(prefix.span)
             if case .tcp(let s) = outcome {
                 #expect(s.payloadOffset + s.capturedPayload <= n)
                 #expect(s.wirePayload == Frames.payload.count, "the IP length still tells the wire size")
@@ -128,13 +130,13 @@ struct DecoderTests {
         let first = Frames.ipv4(Frames.tcp(), fragment: 0x2000)  // MF
         let later = Frames.ipv4(Array(Frames.payload), fragment: 0x0010)
         for frame in [first, later] {
-            guard case .fragment = frame.withUnsafeBytes({ decoder.decode($0) }) else {
+            guard case .fragment = decoder.decode(frame.span) else {
                 Issue.record("not a fragment")
                 continue
             }
         }
         let v6frag = Frames.ipv6(Frames.tcp(), extensions: [(44, [0, 0x08, 0, 0, 0, 1])])
-        guard case .fragment = v6frag.withUnsafeBytes({ decoder.decode($0) }) else {
+        guard case .fragment = decoder.decode(v6frag.span) else {
             Issue.record("IPv6 fragment not recognised")
             return
         }
@@ -145,7 +147,7 @@ struct DecoderTests {
         let udp = Frames.ethernet(Frames.ipv4([0, 53, 0, 53, 0, 8, 0, 0], proto: 17))
         let arp = Frames.ethernet([UInt8](repeating: 0, count: 28), type: 0x0806)
         for frame in [udp, arp] {
-            guard case .notTCP = frame.withUnsafeBytes({ decoder.decode($0) }) else {
+            guard case .notTCP = decoder.decode(frame.span) else {
                 Issue.record("expected notTCP")
                 continue
             }
@@ -153,7 +155,7 @@ struct DecoderTests {
     }
 
     @Test func hostileHeadersNeverTrap() {
-        var rng = LCG(state: 0x5eed)
+        var rng = SeededRandom(seed: 0x5eed)
         for dlt: Int32 in [0, 1, 12, 108, 113, 228, 229, 276] {
             let decoder = PacketDecoder(linkType: LinkType(dlt: dlt)!)
             for _ in 0..<5_000 {
@@ -161,7 +163,7 @@ struct DecoderTests {
                 var frame = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 // Bias towards plausible headers so the deep paths run.
                 if n > 20, Bool.random(using: &rng) { frame[0] = 0x45; frame[9 % n] = 6 }
-                let outcome = frame.withUnsafeBytes { decoder.decode($0) }
+                let outcome = decoder.decode(frame.span)
                 if case .tcp(let s) = outcome { #expect(s.payloadOffset + s.capturedPayload <= n) }
             }
         }
@@ -173,14 +175,5 @@ struct DecoderTests {
         #expect(IPAddress(ipv6High: 0, low: 0).description == "::")
         #expect(IPAddress(ipv6High: 0x2001_0db8_0000_0001, low: 0x0000_0000_0001_0000).description == "2001:db8:0:1::1:0")
         #expect(IPAddress(ipv6High: 0x2001_0db8_0001_0000, low: 0x0001_0000_0000_0001).description == "2001:db8:1:0:1::1")
-    }
-}
-
-/// Deterministic random numbers (Knuth's MMIX LCG), so a failure replays.
-struct LCG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-        return state ^ (state >> 29)
     }
 }

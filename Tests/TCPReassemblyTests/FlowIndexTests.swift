@@ -1,3 +1,5 @@
+import SMTPCapTestSupport
+import SMTPCapCore
 import PacketDecoding
 import Testing
 @testable import TCPReassembly
@@ -6,17 +8,6 @@ import Testing
 /// random inserts and removals (removal shifts probe runs back: the part easy to get wrong).
 @Suite("Flow index")
 struct FlowIndexTests {
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     static func key(_ n: UInt64, v6: Bool) -> FlowKey {
         let client = v6
             ? IPAddress(ipv6High: 0x2001_0db8_0000_0000, low: n % 97)
@@ -28,7 +19,7 @@ struct FlowIndexTests {
 
     @Test(arguments: [(1 as UInt64, false), (2, true), (3, false)])
     func agreesWithDictionary(seed: UInt64, v6: Bool) {
-        var rng = Rng(state: seed)
+        var rng = SeededRandom(seed: seed)
         // A small table and seed 0 as well as a random one, so probe runs are long and wrap.
         var index = FlowIndex(minimumCapacity: 8, seed: seed == 3 ? 0 : rng.next())
         var oracle: [FlowKey: Int] = [:]

@@ -1,3 +1,5 @@
+import SMTPCapTestSupport
+import SMTPCapCore
 import PacketDecoding
 import TCPReassembly
 import Testing
@@ -19,9 +21,9 @@ enum Event: Equatable, CustomStringConvertible {
 
 struct Recorder: StreamConsumer {
     var events: [Event] = []
-    mutating func data(_ bytes: UnsafeRawBufferPointer, _ direction: Direction, _ meta: ChunkMeta) {
+    mutating func data(_ bytes: Span<UInt8>, _ direction: Direction, _ meta: ChunkMeta) {
         // Merge adjacent data of one direction: the split into deliveries is not the contract.
-        let s = String(decoding: bytes, as: UTF8.self)
+        let s = String(decoding: Array(span: bytes), as: UTF8.self)
         if case .data(let d, let previous) = events.last, d == direction {
             events[events.count - 1] = .data(d, previous + s)
         } else {
@@ -86,9 +88,7 @@ func replay(_ segments: [Seg], clientISN: UInt32 = 1000, serverISN: UInt32 = 500
             sequence: (s.fromClient ? clientISN : serverISN) &+ s.seq,
             acknowledgment: (s.fromClient ? serverISN : clientISN) &+ s.ack,
             flags: s.flags, payloadOffset: 0, capturedPayload: payload.count, wirePayload: payload.count + s.wireExtra)
-        payload.withUnsafeBytes { raw in
-            table.process(segment, frame: raw, meta: ChunkMeta(frame: UInt64(i + 1), timestamp: Timestamp(seconds: 1000 + s.time, nanoseconds: 0)))
-        }
+        table.process(segment, frame: payload.span, meta: ChunkMeta(frame: UInt64(i + 1), timestamp: Timestamp(seconds: 1000 + s.time, nanoseconds: 0)))
     }
     table.finishAll()
     return table.factory.finished
@@ -210,7 +210,7 @@ struct ReassemblyTests {
             let source = Endpoint(address: IPAddress(ipv4: 0xc633_6400 + UInt32(i % 200)), port: UInt16(1024 + i / 200))
             let segment = TCPSegment(source: source, destination: serverEndpoint, sequence: UInt32(i), acknowledgment: 0,
                                      flags: [.syn], payloadOffset: 0, capturedPayload: 0, wirePayload: 0)
-            [UInt8]().withUnsafeBytes { table.process(segment, frame: $0, meta: ChunkMeta(frame: UInt64(i), timestamp: Timestamp(seconds: 1000, nanoseconds: Int32(i)))) }
+            table.process(segment, frame: [UInt8]().span, meta: ChunkMeta(frame: UInt64(i), timestamp: Timestamp(seconds: 1000, nanoseconds: Int32(i))))
             #expect(table.openConnections <= 100)
         }
         #expect(table.stats.evicted >= 9_900)
@@ -228,7 +228,7 @@ struct ReassemblyTests {
             let source = Endpoint(address: IPAddress(ipv4: 0xc633_6400 + UInt32(i)), port: 40_000)
             let segment = TCPSegment(source: source, destination: serverEndpoint, sequence: sequence, acknowledgment: 0,
                                      flags: flags, payloadOffset: 0, capturedPayload: payload.count, wirePayload: payload.count)
-            payload.withUnsafeBytes { table.process(segment, frame: $0, meta: ChunkMeta(frame: 1, timestamp: Timestamp(seconds: 1000, nanoseconds: Int32(i)))) }
+            table.process(segment, frame: payload.span, meta: ChunkMeta(frame: 1, timestamp: Timestamp(seconds: 1000, nanoseconds: Int32(i))))
         }
         for i in 0..<40 { send(i, [.syn], sequence: 100, payload: []) }
         let evicted = table.stats.evicted
@@ -257,8 +257,8 @@ struct ReassemblyTests {
             let data = TCPSegment(source: source, destination: serverEndpoint, sequence: 101, acknowledgment: 0,
                                   flags: [.psh], payloadOffset: 0, capturedPayload: chunk.count, wirePayload: chunk.count)
             let meta = ChunkMeta(frame: UInt64(i), timestamp: Timestamp(seconds: 1000, nanoseconds: 0))
-            [UInt8]().withUnsafeBytes { table.process(syn, frame: $0, meta: meta) }
-            chunk.withUnsafeBytes { table.process(data, frame: $0, meta: meta) }
+            table.process(syn, frame: [UInt8]().span, meta: meta)
+            table.process(data, frame: chunk.span, meta: meta)
         }
         // Past 10,000 bytes the largest holders (oldest first among equals) are evicted until
         // an eighth of the budget is free: connections 0 and 1 at the fourth, 2 and 3 at the
@@ -272,7 +272,7 @@ struct ReassemblyTests {
         let first = Endpoint(address: IPAddress(ipv4: 0xc633_6400), port: 40_000)
         let more = TCPSegment(source: first, destination: serverEndpoint, sequence: 3_101, acknowledgment: 0,
                               flags: [.psh], payloadOffset: 0, capturedPayload: chunk.count, wirePayload: chunk.count)
-        chunk.withUnsafeBytes { table.process(more, frame: $0, meta: ChunkMeta(frame: 99, timestamp: Timestamp(seconds: 1001, nanoseconds: 0))) }
+        table.process(more, frame: chunk.span, meta: ChunkMeta(frame: 99, timestamp: Timestamp(seconds: 1001, nanoseconds: 0)))
         #expect(table.stats.strayPackets == 1)
         #expect(table.stats.connections == 8)
         table.finishAll()
@@ -290,7 +290,7 @@ struct ReassemblyTests {
             let payload = [UInt8](repeating: 0x42, count: count)
             let segment = TCPSegment(source: source, destination: serverEndpoint, sequence: sequence, acknowledgment: 0,
                                      flags: syn ? [.syn] : [.psh], payloadOffset: 0, capturedPayload: count, wirePayload: count)
-            payload.withUnsafeBytes { table.process(segment, frame: $0, meta: ChunkMeta(frame: 1, timestamp: Timestamp(seconds: 1000, nanoseconds: 0))) }
+            table.process(segment, frame: payload.span, meta: ChunkMeta(frame: 1, timestamp: Timestamp(seconds: 1000, nanoseconds: 0)))
         }
         send(1, sequence: 100, 0, syn: true)
         for i in 0..<3 { send(1, sequence: 101 + UInt32(i * 3_000), 3_000) }  // 9,000 bytes held

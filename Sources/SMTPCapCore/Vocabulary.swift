@@ -1,0 +1,101 @@
+/// Which way bytes travel in an SMTP session.
+public enum Direction: Int, Sendable, Hashable {
+    case clientToServer = 0
+    case serverToClient = 1
+
+    public var reversed: Direction { self == .clientToServer ? .serverToClient : .clientToServer }
+}
+
+/// A capture timestamp (UTC), nanosecond resolution.
+public struct Timestamp: Sendable, Hashable, Comparable {
+    public var seconds: Int64
+    public var nanoseconds: Int32
+
+    public init(seconds: Int64, nanoseconds: Int32) {
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+    }
+
+    public static let zero = Timestamp(seconds: 0, nanoseconds: 0)
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool {
+        a.seconds != b.seconds ? a.seconds < b.seconds : a.nanoseconds < b.nanoseconds
+    }
+}
+
+/// Where a chunk of stream bytes came from: the capture frame (1-based, as Wireshark counts)
+/// and its time.
+public struct ChunkMeta: Sendable, Hashable {
+    public var frame: UInt64
+    public var timestamp: Timestamp
+
+    public init(frame: UInt64, timestamp: Timestamp) {
+        self.frame = frame
+        self.timestamp = timestamp
+    }
+}
+
+/// Why a direction ended.
+public enum CloseReason: String, Sendable {
+    case fin
+    case rst
+    /// No packet for longer than the idle timeout (capture time).
+    case idle
+    /// The connection table was full and this connection was the oldest, or the buffers of
+    /// all connections passed their budget as this one grew.
+    case evicted
+    /// The capture ended (end of file, packet limit, signal) with the connection open.
+    case endOfCapture = "end-of-capture"
+}
+
+/// How the server side of a connection was decided.
+public enum ServerEvidence: String, Sendable {
+    case handshake
+    case port
+    case greeting
+    case guess
+}
+
+/// What the reassembler knows about a connection when it starts tracking it.
+public struct ConnectionInfo: Sendable {
+    public var id: UInt64
+    public var client: Endpoint
+    public var server: Endpoint
+    public var serverEvidence: ServerEvidence
+    /// The client's SYN was seen: the stream starts at its first byte.
+    public var handshakeSeen: Bool
+    public var firstFrame: UInt64
+    public var start: Timestamp
+
+    public init(id: UInt64, client: Endpoint, server: Endpoint, serverEvidence: ServerEvidence,
+                handshakeSeen: Bool, firstFrame: UInt64, start: Timestamp) {
+        self.id = id
+        self.client = client
+        self.server = server
+        self.serverEvidence = serverEvidence
+        self.handshakeSeen = handshakeSeen
+        self.firstFrame = firstFrame
+        self.start = start
+    }
+}
+
+/// Per-direction TCP facts, reported when the connection ends.
+public struct DirectionStats: Sendable, Hashable {
+    /// Bytes delivered in order to the consumer.
+    public var bytes: UInt64 = 0
+    /// Gap events and the bytes they stood for (when known).
+    public var gaps: Int = 0
+    public var lostBytes: UInt64 = 0
+    /// Segments that carried only bytes already delivered or held.
+    public var retransmissions: Int = 0
+    /// Segments that arrived ahead of a hole and were held.
+    public var outOfOrder: Int = 0
+    /// Overlapping copies whose bytes disagreed (first copy won).
+    public var conflictingOverlaps: Int = 0
+    /// Segments dropped as far out of window.
+    public var outOfWindow: Int = 0
+    public var finSeen = false
+    public var rstSeen = false
+
+    public init() {}
+}

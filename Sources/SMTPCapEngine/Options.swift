@@ -1,0 +1,60 @@
+import PcapSource
+import TCPReassembly
+
+/// Everything the command line decides.
+public struct EngineOptions: Sendable {
+    public enum Format: Sendable { case text, json }
+
+    public var files: [String] = []
+    public var interface: String?
+    public var snapLength: Int32 = 262_144
+    public var promiscuous = true
+    /// A tcpdump expression that replaces the default filter.
+    public var filter: String?
+    public var ports: [UInt16] = [25, 587, 465, 2525]
+    public var packetLimit: UInt64?
+    public var sessionLimit: Int?
+    public var durationSeconds: Double?
+    public var writeFile: String?
+    public var format = Format.text
+    public var transcript = false
+    public var quiet = false
+    public var color = false
+    public var progress = false
+    public var limits = ReassemblyLimits()
+    public var idleTimeoutSeconds: Int64 {
+        get { limits.idleTimeoutSeconds }
+        set { limits.idleTimeoutSeconds = newValue }
+    }
+    public var maxConnections: Int {
+        get { limits.maxConnections }
+        set { limits.maxConnections = newValue }
+    }
+    public var maxHeldBytesPerDirection: Int {
+        get { limits.maxHeldBytesPerDirection }
+        set { limits.maxHeldBytesPerDirection = newValue }
+    }
+    /// Peak memory to stay under (MiB): sets the connection and buffer limits (set it before
+    /// overriding single limits).
+    public var memoryBudgetMiB = 256 {
+        didSet {
+            let idle = limits.idleTimeoutSeconds
+            limits = ReassemblyLimits.forMemory(mebibytes: memoryBudgetMiB)
+            limits.idleTimeoutSeconds = idle
+        }
+    }
+    public var implicitTLSPorts: Set<UInt16> = [465]
+    /// Files analyzed at once (threads) when several are given.
+    public var jobs = 1
+    /// How -r files are read: mapped into memory when they are plain pcap files, or always
+    /// through libpcap.
+    public var fileReader = PcapSource.FileReader.automatic
+    /// User to switch to after opening a live capture (nil: stay).
+    public var dropToUser: String?
+
+    public init() {}
+
+    public var defaultFilter: String {
+        ports.map { "tcp port \($0)" }.joined(separator: " or ")
+    }
+}

@@ -1,0 +1,82 @@
+import Findings
+import Reporting
+import SMTPMachine
+
+/// Takes finished sessions: counts them into the summary and prints each. Offline, sessions
+/// are printed in the order they started: one that ends before an earlier one waits here
+/// (bounded); live, each is printed as it ends.
+struct SessionPrinter {
+    static let reorderLimit = 4096
+
+    let options: EngineOptions
+    let output: ReportOutput
+    let text: TextReport
+    var summary = CaptureSummary()
+    /// Sessions counted (at most the session limit).
+    var reported = 0
+    private var reorder: [UInt64: SessionRecord] = [:]
+    private var nextToPrint: UInt64 = 1
+
+    init(options: EngineOptions, output: ReportOutput) {
+        self.options = options
+        self.output = output
+        text = TextReport(color: options.color, transcript: options.transcript)
+    }
+
+    var limitReached: Bool { options.sessionLimit.map { reported >= $0 } ?? false }
+
+    /// A new file: its sessions are numbered from 1 again.
+    mutating func startFile() { nextToPrint = 1 }
+
+    mutating func finished(_ record: consuming SessionRecord, file: String?) {
+        if limitReached { return }
+        reported += 1
+        summary.add(record)
+        if options.interface != nil {
+            emit(record, file: file)
+            return
+        }
+        if record.id == nextToPrint && reorder.isEmpty {
+            emit(record, file: file)  // the common case when sessions end in the order they began
+            nextToPrint += 1
+            return
+        }
+        let id = record.id
+        reorder[id] = consume record
+        flush(all: false, file: file)
+    }
+
+    /// Prints what is due; with `all`, everything held, in order.
+    mutating func flush(all: Bool, file: String?) {
+        while let r = reorder.removeValue(forKey: nextToPrint) {
+            emit(r, file: file)
+            nextToPrint += 1
+        }
+        guard all || reorder.count > Self.reorderLimit else { return }
+        let ids = reorder.keys.sorted()
+        for id in ids.prefix(all ? ids.count : ids.count - Self.reorderLimit / 2) {
+            emit(reorder.removeValue(forKey: id)!, file: file)
+            nextToPrint = max(nextToPrint, id + 1)
+        }
+        while let r = reorder.removeValue(forKey: nextToPrint) {
+            emit(r, file: file)
+            nextToPrint += 1
+        }
+    }
+
+    func emit(_ record: SessionRecord, file: String?) {
+        if options.quiet && record.findings.isEmpty { return }
+        switch options.format {
+        case .json: output.write { JSONLinesReport.writeSession(record, file: file, into: $0) }
+        case .text: output.write { text.writeSession(record, file: file, into: $0) }
+        }
+    }
+
+    func writeSummary(_ capture: CaptureFacts) {
+        switch options.format {
+        case .json: output.write(JSONLinesReport.summary(summary, capture: capture) + "\n")
+        case .text: output.write(text.summary(summary, capture: capture))
+        }
+        output.flush()
+    }
+}

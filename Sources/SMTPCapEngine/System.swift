@@ -1,0 +1,77 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The operating system's services the engine uses: the stop flag, clocks, temporary files,
+// dropping privileges. The only engine file that handles C pointers.
+
+/// Set by SIGINT/SIGTERM; the capture loop checks it and ends cleanly.
+let stopRequested = Atomic<Bool>(false)
+
+/// Asks a running engine to stop at the next packet (signal handlers call this).
+public func requestStop() {
+    stopRequested.store(true, ordering: .relaxed)
+}
+
+enum System {
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// The wall clock, as capture time on a live interface.
+    static func now() -> (seconds: Int64, nanoseconds: Int32) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int64(ts.tv_sec), Int32(ts.tv_nsec))
+    }
+
+    /// An unlinked temporary file (nothing left behind, whatever happens), or -1.
+    static func temporaryFile() -> Int32 {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(dir)/smtpcap-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        return fd
+    }
+
+    /// Reads everything written to a temporary file, 64 KiB at a time, into `consume`; closes it.
+    static func drainTemporary(_ fd: Int32, _ consume: (Span<UInt8>) -> Void) {
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var offset: off_t = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            consume(chunk.span.extracting(0..<n))
+            offset += off_t(n)
+        }
+    }
+
+    static func close(_ fd: Int32) {
+        if fd >= 0 { _ = Glibc.close(fd) }
+    }
+
+    /// Switches to `user` after a live capture was opened (as tcpdump's -Z does). Nothing to do
+    /// unless running as root; "root" keeps the privileges.
+    static func dropPrivileges(to user: String) throws(SystemError) {
+        guard geteuid() == 0 else { return }
+        if user == "root" { return }
+        guard let pw = getpwnam(user) else {
+            throw SystemError("cannot drop privileges: no user '\(user)' (use -Z root to keep them)")
+        }
+        let uid = pw.pointee.pw_uid, gid = pw.pointee.pw_gid
+        guard setgroups(0, nil) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
+            throw SystemError("cannot drop privileges to '\(user)': \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+struct SystemError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
