@@ -8,7 +8,7 @@ CAPTURE ?= captures/default.pcap
 BUILD_DEBS := libpcap-dev pkg-config
 TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-aiosmtpd iproute2
 
-.PHONY: all build run test install deps test-deps bench bench-live fuzz-build fuzz-smoke asan-test tsan-test clean
+.PHONY: all build run test check golden install deps test-deps bench bench-live fuzz-build fuzz-smoke asan-test tsan-test clean
 
 all: build
 
@@ -36,9 +36,19 @@ build: deps
 run: build
 	@$(BIN) -r $(CAPTURE); status=$$?; [ $$status -le 1 ] || exit $$status
 
-test: test-deps
+test: test-deps check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The layout rules (README, "How it is built"): file sizes, declared imports, pointer code
+# only in the named kernels.
+check:
+	python3 .ci/check-layout.py
+
+# Rewrites the golden outputs (captures/golden) from the release build: only for a change of
+# output that is meant, said in its commit.
+golden: build
+	captures/golden/make-golden.sh $(BIN)
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/smtpcap

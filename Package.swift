@@ -7,7 +7,9 @@ let strict: [SwiftSetting] = [
 ]
 /// The engine's layers are separate modules; the per-packet path crosses them (the flow table
 /// is generic over the SMTP machine). Cross-module optimization lets the compiler specialize
-/// and inline across them in release builds.
+/// and inline across them in release builds: without it the flow table runs unspecialized
+/// (BENCHMARKS.md). It is an unsafe flag, so the package offers no library product (SwiftPM
+/// refuses such a product as a versioned dependency); nothing outside the executable uses one.
 let hotPath: [SwiftSetting] = strict + [
     .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
 ]
@@ -73,7 +75,7 @@ let package = Package(
                            "SMTPMachine", "Findings", "Reporting"],
             swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
         // Shared by the test targets: seeded generator, split feeding, capture runners.
-        .target(name: "SMTPCapTestSupport", dependencies: ["SMTPCapCore"], path: "Tests/SMTPCapTestSupport", swiftSettings: strict),
+        .target(name: "SMTPCapTestSupport", path: "Tests/SMTPCapTestSupport", swiftSettings: strict),
         .testTarget(name: "PcapSourceTests", dependencies: ["PcapSource", "SMTPCapTestSupport"]),
         .testTarget(name: "PacketDecodingTests", dependencies: ["SMTPCapCore", "PacketDecoding", "SMTPCapTestSupport"]),
         .testTarget(name: "TCPReassemblyTests", dependencies: ["SMTPCapCore", "PacketDecoding", "TCPReassembly", "SMTPCapTestSupport"]),

@@ -12,7 +12,9 @@
 # Environment: BENCH_SIZE (1G), BENCH_SEED (1), BENCH_RUNS (3), BENCH_TSHARK (1; 0 skips tshark),
 # BENCH_MAX_RATIO (unset; if set, fail when smtpcap's CPU time exceeds this multiple of the floor),
 # BENCH_FLAT_SIZES ("1G 10G"), BENCH_HOSTILE (all five modes), BENCH_HOSTILE_MAX_RSS_MIB (256),
-# BENCH_TIMEOUT (1800 seconds per smtpcap run), SMTPCAP (.build/release/smtpcap).
+# BENCH_TIMEOUT (1800 seconds per smtpcap run), SMTPCAP (.build/release/smtpcap),
+# BENCH_BASELINE (unset; another smtpcap binary, e.g. a build of an earlier commit, timed in the
+# same rounds: its rows and the ratio of this build's CPU to it are printed beside).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -198,6 +200,10 @@ throughput() {
         sample "smtpcap -r F --json" "0 1" "$BIN" -r "$f" --json
         sample "smtpcap -r F --no-mmap (libpcap reads)" "0 1" "$BIN" -r "$f" --no-mmap
         sample "smtpcap -r F --json --no-mmap" "0 1" "$BIN" -r "$f" --json --no-mmap
+        if [ -n "${BENCH_BASELINE:-}" ]; then
+            sample "baseline -r F" "0 1" "$BENCH_BASELINE" -r "$f"
+            sample "baseline -r F --json" "0 1" "$BENCH_BASELINE" -r "$f" --json
+        fi
     done
     # Two cores: the same file given twice, analyzed one file per thread (-j 2) or one after
     # the other (-j 1). Wall time is what --jobs buys; CPU time is per file.
@@ -215,6 +221,14 @@ throughput() {
     local json_cpu=$M_CPU
     row "smtpcap -r F --no-mmap (libpcap reads)"
     row "smtpcap -r F --json --no-mmap"
+    if [ -n "${BENCH_BASELINE:-}" ]; then
+        row "baseline -r F"
+        local base_text=$M_CPU
+        row "baseline -r F --json"
+        local base_json=$M_CPU
+        BASELINE_NOTE=$(awk -v a="$text_cpu" -v b="$json_cpu" -v x="$base_text" -v y="$base_json" \
+            'BEGIN { printf "This build against the baseline (CPU medians): text %+.1f%%, JSON %+.1f%%.", (a / x - 1) * 100, (b / y - 1) * 100 }')
+    fi
     row "smtpcap -r F -r F --json -j 1 (2 files)" 2
     row "smtpcap -r F -r F --json -j 2 (2 files)" 2
     if [ "${BENCH_TSHARK:-1}" != 0 ] && command -v tshark >/dev/null; then
@@ -222,6 +236,7 @@ throughput() {
     fi
     echo "Capture: $f ($FILE_BYTES bytes, $(json_get "$exp" packets) packets, $(json_get "$exp" sessions) SMTP sessions, seed $SEED); $(nproc) CPUs."
     print_table
+    [ -z "${BASELINE_NOTE:-}" ] || { echo "$BASELINE_NOTE"; echo; }
 
     echo "Counts (smtpcap --json summary vs generator ground truth $exp):"
     summary_of "$f" "$OUT/summary.json"

@@ -210,6 +210,14 @@ public struct CaptureSummary: Sendable {
     }
 
     /// Findings counted for the exit status, the summary-level one included.
+    /// Findings per code in declaration order, the cross-session `starttls-inconsistent`
+    /// included.
+    public var countsByCode: [(code: FindingCode, count: Int)] {
+        FindingCode.allCases.map { code in
+            (code, code == .starttlsInconsistent ? inconsistencies.count : findingCounts[code.rank])
+        }
+    }
+
     public var totalFindings: Int {
         findingCounts.reduce(0, +) + inconsistencies.count
     }

@@ -50,25 +50,29 @@ public enum NextPacket {
 
 /// A libpcap handle: an offline file (pcap or pcapng, any byte order and timestamp
 /// precision), standard input, or a live interface.
+///
+/// One thread reads a source, and only through its methods, so the reader's state is
+/// `@exclusivity(unchecked)`: each is touched on every packet, where a class's stored
+/// property would otherwise cost a dynamic exclusivity check per access.
 public final class PcapSource {
     let handle: OpaquePointer
-    var dumper: OpaquePointer?
+    @exclusivity(unchecked) var dumper: OpaquePointer?
     /// Multiplies the time stamps' sub-second field into nanoseconds (1000 when libpcap gives
     /// microseconds).
-    var subsecondScale: Int32 = 1
+    @exclusivity(unchecked) var subsecondScale: Int32 = 1
     public let isLive: Bool
     /// Size of the file being read, for progress; nil for stdin, FIFOs and live capture.
     public let fileSize: Int64?
-    var header: UnsafeMutablePointer<pcap_pkthdr>?
-    var data: UnsafePointer<UInt8>?
+    @exclusivity(unchecked) var header: UnsafeMutablePointer<pcap_pkthdr>?
+    @exclusivity(unchecked) var data: UnsafePointer<UInt8>?
     /// The stdio buffer of an offline file, freed after the file is closed.
     var fileBuffer: UnsafeMutableRawPointer?
     /// A classic pcap file read through a memory mapping instead of libpcap's stdio reads.
-    var mapped: MappedRecords?
+    @exclusivity(unchecked) var mapped: MappedRecords?
     /// The filter installed on a mapped file, run with `pcap_offline_filter`.
-    var mappedFilter: bpf_program?
+    @exclusivity(unchecked) var mappedFilter: bpf_program?
     /// The packet header handed to the filter and the dump file when reading a mapping.
-    var mappedHeader = pcap_pkthdr()
+    @exclusivity(unchecked) var mappedHeader = pcap_pkthdr()
 
     init(handle: OpaquePointer, isLive: Bool, fileSize: Int64?, fileBuffer: UnsafeMutableRawPointer? = nil) {
         self.handle = handle

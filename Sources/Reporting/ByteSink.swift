@@ -5,10 +5,13 @@ import Glibc
 /// An append-only byte buffer for report text. A class that is never shared, so a write is a
 /// capacity check and a store: no copy-on-write check, no retain, no bounds trap to keep.
 /// The reports write straight into the output's sink, with no string or array per session.
+/// Never shared between threads, so its three fields are `@exclusivity(unchecked)`: they are
+/// touched on every byte written, where a class's stored property would otherwise cost a
+/// dynamic exclusivity check per access.
 public final class ByteSink {
-    @usableFromInline var base: UnsafeMutablePointer<UInt8>
-    @usableFromInline var capacity: Int
-    public private(set) var count = 0
+    @exclusivity(unchecked) @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) @usableFromInline var capacity: Int
+    @exclusivity(unchecked) public private(set) var count = 0
 
     public init(capacity: Int = 1 << 16) {
         self.capacity = max(64, capacity)

@@ -2,23 +2,6 @@
 /// it is printed: no terminal control sequence, invalid UTF-8 or line break survives.
 public enum Escape {
     /// For text output: printable ASCII as is, a backslash doubled, every other byte as `\xNN`.
-    public static func terminal(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for b in s.utf8 {
-            switch b {
-            case 0x5c: out += "\\\\"
-            case 0x20...0x7e: out.unicodeScalars.append(Unicode.Scalar(b))
-            default:
-                out += "\\x"
-                out.unicodeScalars.append(hexDigit(b >> 4))
-                out.unicodeScalars.append(hexDigit(b & 0xf))
-            }
-        }
-        return out
-    }
-
-    /// The same, appended as bytes.
     public static func terminal(_ s: String, into out: ByteSink) {
         var s = s
         s.withUTF8 { terminal(bytes: $0, into: out) }
@@ -82,35 +65,6 @@ public enum Escape {
 
     /// A JSON string literal, quotes included, in pure ASCII: every non-ASCII scalar and every
     /// control character is a `\u` escape.
-    public static func json(_ s: String, into out: inout String) {
-        // Fast path: printable ASCII without quote or backslash goes in whole.
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x22 && $0 != 0x5c }) {
-            out += "\""
-            out += s
-            out += "\""
-            return
-        }
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar.value {
-            case 0x22: out += "\\\""
-            case 0x5c: out += "\\\\"
-            case 0x0a: out += "\\n"
-            case 0x0d: out += "\\r"
-            case 0x09: out += "\\t"
-            case 0x20...0x7e: out.unicodeScalars.append(scalar)
-            case 0x10000...:
-                let v = scalar.value - 0x10000
-                appendU(UInt16(0xd800 + (v >> 10)), into: &out)
-                appendU(UInt16(0xdc00 + (v & 0x3ff)), into: &out)
-            default:
-                appendU(UInt16(scalar.value), into: &out)
-            }
-        }
-        out += "\""
-    }
-
-    /// The same, appended as bytes.
     public static func json(_ s: String, into out: ByteSink) {
         var s = s
         let plain = s.withUTF8 { utf8 -> Bool in
@@ -148,20 +102,4 @@ public enum Escape {
         }
     }
 
-    public static func json(_ s: String) -> String {
-        var out = ""
-        json(s, into: &out)
-        return out
-    }
-
-    static func appendU(_ v: UInt16, into out: inout String) {
-        out += "\\u"
-        for shift in stride(from: 12, through: 0, by: -4) {
-            out.unicodeScalars.append(hexDigit(UInt8((v >> UInt16(shift)) & 0xf)))
-        }
-    }
-
-    static func hexDigit(_ v: UInt8) -> Unicode.Scalar {
-        Unicode.Scalar(v < 10 ? 0x30 + v : 0x57 + v)
-    }
 }

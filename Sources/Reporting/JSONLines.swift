@@ -119,7 +119,16 @@ public struct JSONObject {
     }
 
     public static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
-    public static func strings(_ items: [String]) -> String { array(items.map { Escape.json($0) }) }
+    public static func strings(_ items: [String]) -> String {
+        let sink = ByteSink(capacity: 64)
+        sink.append(0x5b)
+        for (i, item) in items.enumerated() {
+            if i > 0 { sink.append(0x2c) }
+            Escape.json(item, into: sink)
+        }
+        sink.append(0x5d)
+        return sink.string(from: 0)
+    }
 }
 
 extension IPAddress {
@@ -350,10 +359,7 @@ public enum JSONLinesReport {
         o.rawText("verdicts", v.closed)
         o.int("plaintext_messages", s.plaintextMessages)
         var f = JSONObject()
-        for code in FindingCode.allCases {
-            let n = code == .starttlsInconsistent ? s.inconsistencies.count : (s.findings[code] ?? 0)
-            if n > 0 { f.int(dynamicKey: code.rawValue, n) }
-        }
+        for (code, n) in s.countsByCode where n > 0 { f.int(dynamicKey: code.rawValue, n) }
         o.rawText("findings", f.closed)
         o.int("total_findings", s.totalFindings)
         o.rawText("by_server", JSONObject.array(s.byServer.sorted { $0.key < $1.key }.map { key, t in

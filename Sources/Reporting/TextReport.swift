@@ -298,36 +298,100 @@ public struct TextReport {
         w.frame(tls.frame)
     }
 
-    public func summary(_ s: CaptureSummary, capture: CaptureFacts) -> String {
-        var out = paint("summary", "1") + "\n"
-        out += "  packets   \(capture.packets) in \(capture.files.map(Escape.terminal).joined(separator: ", "))\n"
-        let v = s.verdicts
-        out += "  sessions  \(s.sessions): \(v[.encrypted] ?? 0) encrypted, \(v[.plaintext] ?? 0) plaintext, \(v[.stripped] ?? 0) stripped, \(v[.inconclusive] ?? 0) inconclusive\n"
-        out += "  plaintext messages \(s.plaintextMessages)\n"
-        var codes: [String] = []
-        for code in FindingCode.allCases {
-            let n = code == .starttlsInconsistent ? s.inconsistencies.count : (s.findings[code] ?? 0)
-            if n > 0 { codes.append("\(code.rawValue)=\(n)") }
+    /// The capture summary, written into `out`.
+    public func writeSummary(_ s: CaptureSummary, capture: CaptureFacts, into out: ByteSink) {
+        var w = TextWriter(into: out, color: color)
+        w.paint("1") { $0.add("summary") }
+        w.add("\n  packets   ")
+        w.int(capture.packets)
+        w.add(" in ")
+        for (i, file) in capture.files.enumerated() {
+            if i > 0 { w.add(", ") }
+            w.wire(file)
         }
-        out += "  findings  \(codes.isEmpty ? "none" : codes.joined(separator: " "))\n"
+        let v = s.verdicts
+        w.add("\n  sessions  ")
+        w.int(s.sessions)
+        w.add(": ")
+        w.int(v[.encrypted] ?? 0)
+        w.add(" encrypted, ")
+        w.int(v[.plaintext] ?? 0)
+        w.add(" plaintext, ")
+        w.int(v[.stripped] ?? 0)
+        w.add(" stripped, ")
+        w.int(v[.inconclusive] ?? 0)
+        w.add(" inconclusive\n  plaintext messages ")
+        w.int(s.plaintextMessages)
+        w.add("\n  findings  ")
+        var any = false
+        for (code, n) in s.countsByCode where n > 0 {
+            if any { w.add(" ") }
+            any = true
+            w.text(code.rawValue)
+            w.add("=")
+            w.int(n)
+        }
+        if !any { w.add("none") }
+        w.add("\n")
         if !s.byFamily.isEmpty {
-            out += "  STARTTLS offered in EHLO replies, by address family:\n"
+            w.add("  STARTTLS offered in EHLO replies, by address family:\n")
             for (family, t) in s.byFamily.sorted(by: { $0.key < $1.key }) {
-                out += "    IPv\(family)  \(t.offered)/\(t.ehloSessions) sessions offered STARTTLS, \(t.encrypted) encrypted, \(t.stripped) stripped, \(t.plaintextMessages) plaintext message(s)\n"
+                w.add("    IPv")
+                w.int(family)
+                w.add("  ")
+                w.int(t.offered)
+                w.add("/")
+                w.int(t.ehloSessions)
+                w.add(" sessions offered STARTTLS, ")
+                w.int(t.encrypted)
+                w.add(" encrypted, ")
+                w.int(t.stripped)
+                w.add(" stripped, ")
+                w.int(t.plaintextMessages)
+                w.add(" plaintext message(s)\n")
             }
         }
         if !s.byServer.isEmpty {
-            out += "  by server:\n"
+            w.add("  by server:\n")
             for (server, t) in s.byServer.sorted(by: { $0.key < $1.key }).prefix(50) {
-                out += "    \(server.leftPad(0))  \(t.sessions) session(s), STARTTLS offered \(t.offered)/\(t.ehloSessions), \(t.encrypted) encrypted, \(t.plaintextMessages) plaintext message(s)\n"
+                w.add("    ")
+                w.text(server)
+                w.add("  ")
+                w.int(t.sessions)
+                w.add(" session(s), STARTTLS offered ")
+                w.int(t.offered)
+                w.add("/")
+                w.int(t.ehloSessions)
+                w.add(", ")
+                w.int(t.encrypted)
+                w.add(" encrypted, ")
+                w.int(t.plaintextMessages)
+                w.add(" plaintext message(s)\n")
             }
-            if s.byServer.count > 50 { out += "    ... \(s.byServer.count - 50) more servers (see --json)\n" }
+            if s.byServer.count > 50 {
+                w.add("    ... ")
+                w.int(s.byServer.count - 50)
+                w.add(" more servers (see --json)\n")
+            }
         }
         for i in s.inconsistencies {
             let fam = { (f: Set<Int>) in f.sorted().map { "IPv\($0)" }.joined(separator: "+") }
-            out += "  " + paint("starttls-inconsistent", "1")
-                + " \(Escape.terminal(i.server)): STARTTLS offered over \(fam(i.offeredFamilies)) (sessions \(i.offeredIn.map(String.init).joined(separator: ","))) but missing over \(fam(i.missingFamilies)) (sessions \(i.missingIn.map(String.init).joined(separator: ","))): the path, not the server, removes it\n"
+            w.add("  ")
+            w.paint("1") { $0.add("starttls-inconsistent") }
+            w.add(" ")
+            w.wire(i.server)
+            w.text(": STARTTLS offered over \(fam(i.offeredFamilies)) (sessions \(i.offeredIn.map(String.init).joined(separator: ","))) but missing over \(fam(i.missingFamilies)) (sessions \(i.missingIn.map(String.init).joined(separator: ","))): the path, not the server, removes it\n")
         }
+        let notes = Self.captureNotes(capture)
+        if !notes.isEmpty {
+            w.add("  capture   ")
+            w.text(notes.joined(separator: "; "))
+            w.add("\n")
+        }
+    }
+
+    /// What the summary says about the capture itself: limits reached, damage, drops.
+    static func captureNotes(_ capture: CaptureFacts) -> [String] {
         let r = capture.reassembly
         var notes: [String] = []
         if r.evicted > 0 { notes.append("\(r.evicted) connection(s) evicted (table full)") }
@@ -341,17 +405,12 @@ public struct TextReport {
         if let d = capture.drops {
             notes.append("kernel: \(d.received) received, \(d.dropped) dropped, \(d.interfaceDropped) dropped by the interface")
         }
-        if !notes.isEmpty { out += "  capture   \(notes.joined(separator: "; "))\n" }
-        return out
+        return notes
     }
 }
 
 extension String {
     func leftPad(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
-    }
-
-    func replacingOccurrences(of target: Character, with replacement: Character) -> String {
-        String(map { $0 == target ? replacement : $0 })
     }
 }

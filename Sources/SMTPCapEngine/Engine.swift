@@ -131,18 +131,24 @@ public final class Engine {
         let wallStart = System.monotonicSeconds()
         var progress = ProgressLine(enabled: options.progress && source.fileSize != nil, last: wallStart)
         var frame: UInt64 = 0
+        // Counted here and added to the run's facts after the loop (all files count toward
+        // the packet limit).
+        var packets = capture.packets
         var firstSeconds: Int64?
         printer.startFile()
+        defer {
+            capture.packets = packets
+            capture.add(pipeline.counts)
+        }
         packetLoop: while !stopRequested.load(ordering: .relaxed) {
             switch source.next() {
             case .packet(let packet):
                 frame += 1
-                capture.packets += 1
+                packets += 1
                 let meta = ChunkMeta(frame: frame, timestamp: Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds))
-                packet.withBytes { pipeline.handle($0, meta: meta, counts: &capture) }
-                deliverFinished(&pipeline.table, file: fileLabel)
-                if let limit = options.packetLimit, capture.packets >= limit { break packetLoop }
-                if printer.limitReached { break packetLoop }
+                packet.withBytes { pipeline.handle($0, meta: meta) }
+                if deliverFinished(&pipeline.table, file: fileLabel) && printer.limitReached { break packetLoop }
+                if let limit = options.packetLimit, packets >= limit { break packetLoop }
                 if let duration = options.durationSeconds, !source.isLive {
                     if firstSeconds == nil { firstSeconds = packet.seconds }
                     if Double(packet.seconds - firstSeconds!) >= duration { break packetLoop }
@@ -158,8 +164,7 @@ public final class Engine {
                     // the wall clock here).
                     let now = System.now()
                     pipeline.table.advance(to: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
-                    deliverFinished(&pipeline.table, file: fileLabel)
-                    if printer.limitReached { break packetLoop }
+                    if deliverFinished(&pipeline.table, file: fileLabel) && printer.limitReached { break packetLoop }
                 }
             case .end:
                 break packetLoop
@@ -178,9 +183,12 @@ public final class Engine {
         printer.flush(all: true, file: fileLabel)
     }
 
-    func deliverFinished(_ table: inout FlowTable<SessionFactory>, file: String?) {
-        guard !table.factory.finishedSessions.isEmpty else { return }
-        for record in table.factory.takeFinished() { printer.finished(record, file: file) }
+    /// Prints the sessions that ended; says whether there were any.
+    @discardableResult
+    func deliverFinished(_ table: inout FlowTable<SessionFactory>, file: String?) -> Bool {
+        guard !table.factory.finishedSessions.isEmpty else { return false }
+        table.factory.drainFinished { printer.finished($0, file: file) }
+        return true
     }
 
     var sessionOptions: SessionOptions {
@@ -198,9 +206,10 @@ struct PacketPipeline {
     let filterPorts: Bool
     let ports: PortSet
     var table: FlowTable<SessionFactory>
+    var counts = PacketCounts()
 
     @inline(__always)
-    mutating func handle(_ bytes: Span<UInt8>, meta: ChunkMeta, counts: inout CaptureFacts) {
+    mutating func handle(_ bytes: Span<UInt8>, meta: ChunkMeta) {
         switch decoder.decode(bytes) {
         case .tcp(let segment):
             if filterPorts && !ports.contains(segment.source.port) && !ports.contains(segment.destination.port) {
@@ -212,6 +221,23 @@ struct PacketPipeline {
         case .fragment: counts.fragments += 1
         case .malformed: counts.malformed += 1
         }
+    }
+}
+
+/// Frames that did not reach the flow table, by why.
+struct PacketCounts {
+    var otherTCP: UInt64 = 0
+    var notTCP: UInt64 = 0
+    var fragments: UInt64 = 0
+    var malformed: UInt64 = 0
+}
+
+extension CaptureFacts {
+    mutating func add(_ c: PacketCounts) {
+        otherTCP += c.otherTCP
+        notTCP += c.notTCP
+        fragments += c.fragments
+        malformed += c.malformed
     }
 }
 

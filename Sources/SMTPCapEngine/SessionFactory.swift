@@ -25,11 +25,14 @@ struct SessionFactory: StreamFactory {
         finishedSessions.append(record)
     }
 
-    /// Hands the finished sessions over, oldest first.
-    mutating func takeFinished() -> [SessionRecord] {
+    /// Hands the finished sessions over, oldest first, each moved out (not copied), and keeps
+    /// the list's capacity for the next ones.
+    mutating func drainFinished(_ deliver: (consuming SessionRecord) -> Void) {
         var done: [SessionRecord] = []
         swap(&done, &finishedSessions)
-        return done
+        done.reverse()
+        while let record = done.popLast() { deliver(record) }
+        swap(&done, &finishedSessions)
     }
 }
 

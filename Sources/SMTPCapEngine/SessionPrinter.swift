@@ -75,7 +75,7 @@ struct SessionPrinter {
     func writeSummary(_ capture: CaptureFacts) {
         switch options.format {
         case .json: output.write(JSONLinesReport.summary(summary, capture: capture) + "\n")
-        case .text: output.write(text.summary(summary, capture: capture))
+        case .text: output.write { text.writeSummary(summary, capture: capture, into: $0) }
         }
         output.flush()
     }

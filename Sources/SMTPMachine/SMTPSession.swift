@@ -84,6 +84,7 @@ public struct SMTPSession: StreamConsumer {
         case .commands, .authData, .content, .chunk, .tls, .opaque, .modifying: break
         }
         if case .preTLS(let b) = server { held += b.bytes.capacity }
+        held += serverAfter220.unread.capacity
         return held + clientLines.capacity + serverLines.capacity
             + tlsClient.bufferedBytes + tlsServer.bufferedBytes + pending.heapBytes
             + record.messages.capacity * MemoryLayout<MessageFacts>.stride

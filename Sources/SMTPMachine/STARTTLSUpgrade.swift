@@ -2,11 +2,12 @@ import SMTPCapCore
 import TLSHandshake
 
 /// Server plaintext after its 220 to STARTTLS: where it began (kept from the first), the bytes
-/// seen before its first TLS record, and bytes left unread when the direction became opaque.
+/// seen before its first TLS record, and the bytes left unread when the direction became
+/// opaque (read as SMTP again if the client falls back to plaintext).
 struct ServerPlaintextAfter220 {
     var firstFrame: UInt64?
     var beforeTLS = 0
-    var unread = 0
+    var unread: [UInt8] = []
 }
 
 /// The bytes between a 220 to STARTTLS and TLS, and the TLS records after it.
@@ -64,18 +65,16 @@ extension SMTPSession {
         }
         if lineEnd != nil || overflow {
             // The server answers in plaintext and no TLS began: the session goes on in the clear.
-            // The bytes buffered so far are replayed, this chunk's part included.
+            // The bytes buffered so far are replayed, this chunk's part included; the caller's
+            // loop reads the rest of the chunk as replies.
             fallBackToPlaintext(meta)
-            let rest = p
-            p = bytes.count
-            if rest < bytes.count { serverData(bytes.extracting(rest...), meta) }
         }
     }
 
     /// The server direction can no longer be read before TLS (a gap, or too much plaintext
     /// while the client is in TLS): what it held counts as unread plaintext.
     mutating func leavePreTLSUnread(_ before: PlaintextBeforeTLS) {
-        serverAfter220.unread = before.bytes.count
+        serverAfter220.unread = before.bytes
         server = .opaque
     }
 
@@ -86,6 +85,9 @@ extension SMTPSession {
         if case .preTLS(let b) = client { clientBefore = b; either = true }
         if case .preTLS(let b) = server { serverBefore = b; either = true }
         guard either else { return }
+        // Server bytes left unread by a gap are read again too.
+        if serverBefore.bytes.isEmpty { swap(&serverBefore.bytes, &serverAfter220.unread) }
+        serverAfter220.unread = []
         transcript(.clientToServer, meta, "<no TLS handshake after 220 to STARTTLS: the session went on in plaintext>")
         updateTLS { $0.problem = "no TLS handshake after 220" }
         client = .commands
@@ -96,7 +98,7 @@ extension SMTPSession {
 
     /// The server's plaintext after its 220 to STARTTLS, as evidence, once the session ends.
     mutating func recordResponseInjection() {
-        let unread = serverAfter220.unread
+        let unread = serverAfter220.unread.count
         if serverAfter220.beforeTLS > 0 || (tlsStarted && unread > 0) {
             record.evidence.responseInjection = InjectedPlaintext(bytes: max(serverAfter220.beforeTLS, unread),
                                                                   frame: serverAfter220.firstFrame)

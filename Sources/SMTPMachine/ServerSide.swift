@@ -14,10 +14,9 @@ extension SMTPSession {
                     serverLine(bytes.extracting(whole.kept), wireLength: whole.length, meta)
                 } else if serverLines.consume(bytes, from: &p) {
                     let length = serverLines.length
-                    let line = serverLines.takeLine()
+                    var line = serverLines.takeLine()
                     serverLine(line.span, wireLength: length, meta)
-                    var spent = line
-                    serverLines.giveBack(&spent)
+                    serverLines.giveBack(&line)
                 }
             case .preTLS:
                 serverPreTLS(bytes, from: &p, meta)
@@ -106,7 +105,9 @@ extension SMTPSession {
             }
         case .auth, .authResponse:
             if reply.code == 334 {
-                client = .authData
+                // Bytes held behind a pipelined DATA or STARTTLS are read again, as the
+                // AUTH data the 334 asks for first.
+                endHolding(.authData, meta)
             } else if record.auth != nil {
                 record.auth!.reply = reply.code
             }

@@ -1,4 +1,5 @@
 import Foundation
+import SMTPCapTestSupport
 import Testing
 
 /// The corpus in captures/, made by real mail software (captures/make-captures.sh), with
@@ -81,7 +82,10 @@ struct CaptureCorpusTests {
         }
         let ehlo = try E2E.runProgram(tshark, ["-r", c.path, "-Y", "smtp.response.code == 250 && smtp.rsp.parameter contains \"STARTTLS\"",
                                                "-T", "fields", "-e", "tcp.dstport"])
+        #expect(hellos.status == 0 && ehlo.status == 0, "tshark: \(hellos.stderr)\(ehlo.stderr)")
         let offeredPorts = Set(ehlo.stdout.split(separator: "\n").compactMap { Int($0) })
+        let truthOffered = c.sessions.contains { ($0["ehlo_starttls_offered"] as? [Bool] ?? []).contains(true) }
+        #expect(offeredPorts.isEmpty == !truthOffered, "\(c.file): tshark saw STARTTLS offered on \(offeredPorts)")
 
         let result = try E2E.run(["-r", c.path, "--json"])
         for session in result.sessions {

@@ -1,4 +1,5 @@
 import Foundation
+import SMTPCapTestSupport
 import Testing
 
 /// The command line's contract: exit codes, one-line errors, formats.
@@ -140,6 +141,8 @@ struct CommandLineTests {
         defer { try? FileManager.default.removeItem(at: out) }
         let first = try E2E.run(["-r", Self.peer.appendingPathComponent("zeek-smtp-starttls.pcap").path, "--json", "-w", out.path])
         let again = try E2E.run(["-r", out.path, "--json"])
+        #expect(first.sessions.count == 1)
+        #expect(first.sessions.first?["verdict"] as? String == "encrypted")
         #expect(first.sessions.count == again.sessions.count)
         #expect(first.sessions.first?["verdict"] as? String == again.sessions.first?["verdict"] as? String)
     }
@@ -150,6 +153,7 @@ struct CommandLineTests {
             let json = try E2E.run(["-r", path, "--json"])
             let text = try E2E.run(["-r", path])
             #expect(json.status == text.status)
+            #expect(!json.sessions.isEmpty, "\(file)")
             for session in json.sessions {
                 #expect(text.stdout.contains(session["verdict_reason"] as? String ?? "<none>"))
             }

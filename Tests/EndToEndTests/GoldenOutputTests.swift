@@ -1,4 +1,5 @@
 import Foundation
+import SMTPCapTestSupport
 import Testing
 
 /// One locked run: a capture, a mode, the exit status and the stdout it must give
@@ -47,6 +48,17 @@ struct GoldenOutputTests {
         #expect(!files.isEmpty)
         for file in files {
             #expect(Set(Self.own.filter { $0.name == file }.map(\.mode)) == ["text", "json", "verbose", "verbose-json"],
+                    "\(file) has no golden output: run captures/golden/make-golden.sh")
+        }
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: E2E.peerCaptures.path), "../shared/peer-captures is not present"))
+    func everyPeerCaptureIsLocked() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: E2E.peerCaptures.path)
+            .filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }
+        #expect(!files.isEmpty)
+        for file in files {
+            #expect(Set(Self.peers.filter { $0.name == "peer-" + file }.map(\.mode)) == ["text", "json", "verbose", "verbose-json"],
                     "\(file) has no golden output: run captures/golden/make-golden.sh")
         }
     }

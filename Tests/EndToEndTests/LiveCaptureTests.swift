@@ -1,4 +1,5 @@
 import Foundation
+import SMTPCapTestSupport
 import Testing
 
 /// Live capture on loopback with libpcap, in the test itself: a real SMTP server (aiosmtpd)

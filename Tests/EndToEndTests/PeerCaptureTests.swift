@@ -1,4 +1,5 @@
 import Foundation
+import SMTPCapTestSupport
 import Testing
 
 /// Captures other projects made, with the facts their expected output states

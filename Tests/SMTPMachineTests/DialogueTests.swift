@@ -139,7 +139,7 @@ let dialogues: [Dialogue] = [
         #expect(f.findings.contains("tls-not-started@5"))
         #expect(f.findings.contains("plaintext-data@12"))
         // The EHLO after an accepted STARTTLS is not a missing-STARTTLS finding.
-        #expect(!f.findings.contains("starttls-missing@7"))
+        #expect(!f.findings.contains { $0.hasPrefix("starttls-missing") })
     },
     Dialogue(name: "AUTH PLAIN and LOGIN in plaintext", steps: [
         greeting, .c("EHLO c\r\n"), .s("250-mx\r\n250 AUTH PLAIN LOGIN\r\n"),
@@ -203,14 +203,12 @@ let dialogues: [Dialogue] = [
     ]) { f in
         #expect(f.findings == ["banner-masked@1"])
     },
-    Dialogue(name: "implicit TLS on 465 is handled by port (see separate test)", steps: []) { _ in },
 ]
 
 @Suite("SMTP dialogues")
 struct DialogueTests {
     @Test(arguments: dialogues)
     func dialogueGivesTheSameFactsInEverySplit(_ d: Dialogue) {
-        guard !d.steps.isEmpty else { return }
         let reference = Facts(run(d.steps))
         d.check(reference)
         for split in Split.all {

@@ -1,11 +1,11 @@
-#if canImport(Glibc)
+import Findings
+import Foundation
+import SMTPCapCore
 import SMTPCapTestSupport
 import TLSHandshake
-import Findings
-import SMTPCapCore
+#if canImport(Glibc)
 import Glibc
 #endif
-import PacketDecoding
 import Testing
 @testable import Reporting
 @testable import SMTPMachine
@@ -26,7 +26,9 @@ struct FastPathTests {
             let facts = ehloKeyword(line)
             let word = line.split(separator: " ", omittingEmptySubsequences: true).first.map(String.init) ?? ""
             #expect(facts.starttls == (word.uppercased() == "STARTTLS" && word.utf8.count == 8), "\(line)")
-            #expect(facts.masked == isMaskedKeyword(Substring(word)), "\(line)")
+            // Independent rule: X's (three or more) and at most one trailing letter, 4+ bytes.
+            let masked = word.utf8.count >= 4 && word.range(of: "^[Xx]{3,}[A-Za-z]?$", options: .regularExpression) != nil
+            #expect(facts.masked == masked, "\(line)")
             #expect(facts.length == line.utf8.count, "\(line)")
             #expect(String(firstWord(line)) == word, "\(line)")
         }
@@ -42,7 +44,6 @@ struct FastPathTests {
     @Test func ipv6BytesEqualDescription() {
         var rng = SeededRandom(seed: 0)
         func next() -> UInt64 { rng.next() }
-        var checked = 0
         for _ in 0..<4000 {
             var groups = (0..<8).map { _ in UInt16(truncatingIfNeeded: next()) }
             // Zero some groups: runs and lone zeros, and small values (leading zeros dropped).
@@ -68,9 +69,7 @@ struct FastPathTests {
             if !(high == 0 && (low >> 48) == 0 && ((low >> 32) & 0xffff == 0xffff || (low >> 32) & 0xffff == 0)) {
                 #expect(address.description == Self.inetNtop(high: high, low: low))
             }
-            checked += 1
         }
-        #expect(checked == 4000)
         for (h, l) in [(UInt64(0), UInt64(0)), (0, 1), (0x2001_0db8_0000_0000, 0x0000_0000_0000_0001), (.max, .max)] {
             let sink = ByteSink(capacity: 64)
             IPAddress(ipv6High: h, low: l).appendIPv6(into: sink)
@@ -89,7 +88,8 @@ struct FastPathTests {
         return String(cString: text)
     }
 
-    /// The JSON escaper's fast path and slow path give the same text as the String version.
+    /// The JSON escaper's fast and slow paths give pure ASCII that an independent JSON parser
+    /// (Foundation's) reads back as the original text.
     @Test func jsonEscapingAgrees() {
         let samples = ["", "plain text", "quote \" and \\ backslash", "tab\tnew\nline\r", "\u{1b}[31mred",
                        "ünïcode", "emoji 😀", "del \u{7f}", String(repeating: "a", count: 100) + "\u{0}",
@@ -97,7 +97,8 @@ struct FastPathTests {
         for s in samples {
             let sink = ByteSink(capacity: 8)
             Escape.json(s, into: sink)
-            #expect(String(decoding: sink.bytes, as: UTF8.self) == Escape.json(s))
+            let text = Data(sink.bytes)
+            #expect((try? JSONSerialization.jsonObject(with: text, options: .fragmentsAllowed)) as? String == s, "\(s)")
             #expect(sink.bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7f })
         }
     }

@@ -2,7 +2,6 @@ import SMTPCapTestSupport
 import TLSHandshake
 import Findings
 import SMTPCapCore
-import PacketDecoding
 import SMTPMachine
 import TCPReassembly
 
@@ -15,22 +14,6 @@ struct Step {
     static func s(_ s: String) -> Step { Step(direction: .serverToClient, bytes: Array(s.utf8)) }
     static func c(bytes: [UInt8]) -> Step { Step(direction: .clientToServer, bytes: bytes) }
     static func s(bytes: [UInt8]) -> Step { Step(direction: .serverToClient, bytes: bytes) }
-}
-
-enum Split: CustomStringConvertible {
-    case whole
-    case byteByByte
-    case random(UInt64)
-
-    var description: String {
-        switch self {
-        case .whole: return "whole"
-        case .byteByByte: return "byte-by-byte"
-        case .random(let seed): return "random(\(seed))"
-        }
-    }
-
-    static let all: [Split] = [.whole, .byteByByte] + (1...8).map { .random($0) }
 }
 
 func info(serverPort: UInt16 = 25, handshake: Bool = true) -> ConnectionInfo {
@@ -48,7 +31,7 @@ func run(_ steps: [Step], split: Split = .whole, serverPort: UInt16 = 25, handsh
     var options = SessionOptions()
     options.transcript = transcript
     var machine = SMTPSession(info: info(serverPort: serverPort, handshake: handshake), options: options)
-    var rng = SeededRandom(seed: { if case .random(let s) = split { return s } else { return 0 } }())
+    var rng = split.generator()
     var client = DirectionStats(), server = DirectionStats()
     for (index, step) in steps.enumerated() {
         let meta = ChunkMeta(frame: UInt64(index + 1), timestamp: Timestamp(seconds: 1_700_000_000 + Int64(index), nanoseconds: 0))
@@ -56,22 +39,9 @@ func run(_ steps: [Step], split: Split = .whole, serverPort: UInt16 = 25, handsh
             machine.gap(direction, lost: lost, meta)
             if direction == .clientToServer { client.gaps += 1; client.lostBytes += lost } else { server.gaps += 1; server.lostBytes += lost }
         }
-        var chunks: [ArraySlice<UInt8>] = []
-        switch split {
-        case .whole: chunks = [step.bytes[...]]
-        case .byteByByte: chunks = step.bytes.indices.map { step.bytes[$0...$0] }
-        case .random:
-            var i = 0
-            while i < step.bytes.count {
-                let n = Int.random(in: 1...max(1, min(64, step.bytes.count - i)), using: &rng)
-                chunks.append(step.bytes[i..<(i + n)])
-                i += n
-            }
-        }
-        for chunk in chunks {
-            // Guard bytes around the chunk: the machine must read only inside its window.
-            let guarded = Array("BEFORE".utf8) + chunk + Array("AFTER".utf8)
-            machine.data(guarded.span.extracting(6..<(6 + chunk.count)), step.direction, meta)
+        for piece in split.pieces(step.bytes, using: &rng) {
+            let (guarded, window) = Split.guarded(piece)
+            machine.data(guarded.span.extracting(window), step.direction, meta)
         }
         if step.direction == .clientToServer { client.bytes += UInt64(step.bytes.count) } else { server.bytes += UInt64(step.bytes.count) }
     }
