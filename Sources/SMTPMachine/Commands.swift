@@ -1,5 +1,5 @@
 /// A client command the machine tracks while it waits for its reply.
-enum CommandKind: Equatable {
+enum CommandKind: Equatable, Sendable {
     case ehlo
     case helo
     case starttls

@@ -86,61 +86,76 @@ extension SMTPSession {
             replyWithoutCommand(reply)
             return
         }
-        switch command.kind {
-        case .ehlo:
+        apply(Self.transition(command.kind, reply: reply.code), command: command, reply: reply, meta)
+    }
+
+    /// The transition a final reply to a pending command makes, keyed on (command, reply)
+    /// alone, as in Zeek's analyzer. Pure: `TransitionTests` checks it as a table.
+    static func transition(_ command: CommandKind, reply code: Int) -> ReplyTransition {
+        switch command {
+        case .ehlo: .ehloAnswered
+        case .helo: code / 100 == 2 ? .heloAccepted : .none
+        case .starttls: code == 220 ? .upgradeToTLS : .starttlsRefused
+        case .auth, .authResponse: code == 334 ? .readAuthData : .authAnswered
+        case .mail: code / 100 == 2 ? .transactionStarted : .none
+        case .rcpt: code / 100 == 2 ? .recipientAccepted : .none
+        case .data: code == 354 ? .readContent : .dataRefused
+        case .dataEnd: .messageAnswered
+        case .bdat(let last): last || code >= 400 ? .messageAnswered : .none
+        case .rset: .transactionReset
+        case .bdatInvalid, .quit, .other: .none
+        }
+    }
+
+    /// Carries out a transition: the facts it records and the states it changes.
+    mutating func apply(_ transition: ReplyTransition, command: PendingCommand, reply: ReplyInProgress, _ meta: ChunkMeta) {
+        switch transition {
+        case .none:
+            break
+        case .ehloAnswered:
             ehloReply(reply)
-        case .helo:
-            if reply.code / 100 == 2 && record.greeting != "EHLO" { record.greeting = "HELO" }
-        case .starttls:
+        case .heloAccepted:
+            if record.greeting != "EHLO" { record.greeting = "HELO" }
+        case .upgradeToTLS:
             record.starttls.reply = reply.code
             record.starttls.frame = reply.frame
-            if reply.code == 220 {
-                milestones.insert(.starttlsAccepted)
-                pending.removeAll()
-                server = .preTLS(PlaintextBeforeTLS())
-                serverLines.reset()
-                endHolding(.preTLS(PlaintextBeforeTLS()), meta)
-            } else if case .holding = client {
-                endHolding(.commands, meta)
+            milestones.insert(.starttlsAccepted)
+            pending.removeAll()
+            server = .preTLS(PlaintextBeforeTLS())
+            serverLines.reset()
+            endHolding(.preTLS(PlaintextBeforeTLS()), meta)
+        case .starttlsRefused:
+            record.starttls.reply = reply.code
+            record.starttls.frame = reply.frame
+            if case .holding = client { endHolding(.commands, meta) }
+        case .readAuthData:
+            // Bytes held behind a pipelined DATA or STARTTLS are read again, as the AUTH data
+            // the 334 asks for first.
+            endHolding(.authData, meta)
+        case .authAnswered:
+            if record.auth != nil { record.auth!.reply = reply.code }
+        case .transactionStarted:
+            recipients = 0
+        case .recipientAccepted:
+            recipients += 1
+        case .readContent:
+            switch client {
+            case .holding, .commands:
+                startMessage(.data, frame: command.frame)
+                endHolding(.content(BodyScanner()), meta)
+            case .authData, .content, .chunk, .preTLS, .tls, .opaque, .modifying:
+                break
             }
-        case .auth, .authResponse:
-            if reply.code == 334 {
-                // Bytes held behind a pipelined DATA or STARTTLS are read again, as the
-                // AUTH data the 334 asks for first.
-                endHolding(.authData, meta)
-            } else if record.auth != nil {
-                record.auth!.reply = reply.code
-            }
-        case .mail:
-            if reply.code / 100 == 2 { recipients = 0 }
-        case .rcpt:
-            if reply.code / 100 == 2 { recipients += 1 }
-        case .data:
-            if reply.code == 354 {
-                switch client {
-                case .holding, .commands:
-                    startMessage(.data, frame: command.frame)
-                    endHolding(.content(BodyScanner()), meta)
-                case .authData, .content, .chunk, .preTLS, .tls, .opaque, .modifying:
-                    break
-                }
-            } else if case .holding = client {
-                endHolding(.commands, meta)
-            }
-        case .dataEnd:
+        case .dataRefused:
+            if case .holding = client { endHolding(.commands, meta) }
+        case .messageAnswered:
             finishMessage(command.message, reply: reply.code, frame: reply.frame)
-        case .bdat(let last):
-            if last || reply.code >= 400 {
-                finishMessage(command.message, reply: reply.code, frame: reply.frame)
-            }
-        case .rset:
+        case .transactionReset:
             recipients = 0
             switch client {
             case .content, .chunk: break
             default: openMessage = nil  // a BDAT transaction abandoned without LAST
             }
-        case .bdatInvalid, .quit, .other:
-            break
         }
     }
 

@@ -47,6 +47,36 @@ enum ServerState {
     case modifying
 }
 
+/// What a final reply to a pending command does (`SMTPSession.transition`).
+enum ReplyTransition: Equatable, CaseIterable, Sendable {
+    /// Nothing beyond counting the reply.
+    case none
+    /// EHLO answered: its extension keywords are read (STARTTLS offered or not).
+    case ehloAnswered
+    /// HELO accepted: the session has no extensions.
+    case heloAccepted
+    /// 220 to STARTTLS: both directions wait for TLS.
+    case upgradeToTLS
+    /// STARTTLS refused: bytes held behind it are read as commands again.
+    case starttlsRefused
+    /// 334: the next client line is AUTH data (a secret).
+    case readAuthData
+    /// AUTH's final reply.
+    case authAnswered
+    /// MAIL accepted: a new transaction.
+    case transactionStarted
+    /// RCPT accepted.
+    case recipientAccepted
+    /// 354: the client's bytes are message content.
+    case readContent
+    /// DATA refused: bytes held behind it are read as commands again.
+    case dataRefused
+    /// The final reply to a message's content (end of DATA, BDAT LAST, a failed chunk).
+    case messageAnswered
+    /// RSET: the transaction is dropped.
+    case transactionReset
+}
+
 /// Client bytes sent ahead of the reply to DATA or STARTTLS (pipelined content, or an
 /// injection), held until the reply says how to read them.
 struct HeldBytes {
