@@ -55,7 +55,10 @@ struct SessionPrinter {
         guard all || reorder.count > Self.reorderLimit else { return }
         let ids = reorder.keys.sorted()
         for id in ids.prefix(all ? ids.count : ids.count - Self.reorderLimit / 2) {
-            emit(reorder.removeValue(forKey: id)!, file: file)
+            // Taken out before `emit` is called: a call's receiver is read before its
+            // arguments, and a receiver still sharing the table would copy it whole.
+            guard let r = reorder.removeValue(forKey: id) else { continue }
+            emit(r, file: file)
             nextToPrint = max(nextToPrint, id + 1)
         }
         while let r = reorder.removeValue(forKey: nextToPrint) {
