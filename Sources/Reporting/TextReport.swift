@@ -336,37 +336,13 @@ public struct TextReport {
         if !s.byFamily.isEmpty {
             w.add("  STARTTLS offered in EHLO replies, by address family:\n")
             for (family, t) in s.byFamily.sorted(by: { $0.key < $1.key }) {
-                w.add("    IPv")
-                w.int(family)
-                w.add("  ")
-                w.int(t.offered)
-                w.add("/")
-                w.int(t.ehloSessions)
-                w.add(" sessions offered STARTTLS, ")
-                w.int(t.encrypted)
-                w.add(" encrypted, ")
-                w.int(t.stripped)
-                w.add(" stripped, ")
-                w.int(t.plaintextMessages)
-                w.add(" plaintext message(s)\n")
+                w.text("    IPv\(family)  \(t.offered)/\(t.ehloSessions) sessions offered STARTTLS, \(t.encrypted) encrypted, \(t.stripped) stripped, \(t.plaintextMessages) plaintext message(s)\n")
             }
         }
         if !s.byServer.isEmpty {
             w.add("  by server:\n")
             for (server, t) in s.byServer.sorted(by: { $0.key < $1.key }).prefix(50) {
-                w.add("    ")
-                w.text(server)
-                w.add("  ")
-                w.int(t.sessions)
-                w.add(" session(s), STARTTLS offered ")
-                w.int(t.offered)
-                w.add("/")
-                w.int(t.ehloSessions)
-                w.add(", ")
-                w.int(t.encrypted)
-                w.add(" encrypted, ")
-                w.int(t.plaintextMessages)
-                w.add(" plaintext message(s)\n")
+                w.text("    \(server)  \(t.sessions) session(s), STARTTLS offered \(t.offered)/\(t.ehloSessions), \(t.encrypted) encrypted, \(t.plaintextMessages) plaintext message(s)\n")
             }
             if s.byServer.count > 50 {
                 w.add("    ... ")
