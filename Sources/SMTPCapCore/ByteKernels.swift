@@ -75,7 +75,9 @@ public enum ByteScan {
             i &+= 64
         }
         while end &- i >= 17 {
-            let found = hits(i)
+            let here = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
+            let next = base.loadUnaligned(fromByteOffset: i &+ 1, as: SIMD16<UInt8>.self)
+            let found = (here .== lf) .& (next .== dot)
             if any(found) {
                 for j in 0..<16 where found[j] { return i + j }
             }
@@ -88,6 +90,19 @@ public enum ByteScan {
             i += 1
         }
         return nil
+    }
+
+    /// The first space-separated word of `bytes` (leading spaces skipped), as
+    /// `split(separator: " ").first` would give it, without splitting the rest.
+    @inlinable
+    public static func firstWord(in bytes: Span<UInt8>) -> Range<Int> {
+        bytes.withUnsafeBufferPointer { b in
+            var i = 0
+            while i < b.count && b[i] == 0x20 { i &+= 1 }
+            var j = i
+            while j < b.count && b[j] != 0x20 { j &+= 1 }
+            return i..<j
+        }
     }
 
     /// Whether `word` is "STARTTLS" in any case: eight letters compared as one 64-bit word,

@@ -145,17 +145,26 @@ extension SMTPSession {
                 }
             }
         case .clientHello(let hello):
-            guard record.tls?.clientHello == nil else { return }
+            var first = false
             updateTLS { tls in
+                guard tls.clientHello == nil else { return }
+                first = true
                 tls.started = true
                 if tls.frame == nil { tls.frame = meta.frame }
                 tls.clientHello = hello
             }
-            transcript(.clientToServer, meta, "<TLS ClientHello: encryption starts>")
+            if first { transcript(.clientToServer, meta, "<TLS ClientHello: encryption starts>") }
         case .serverHello(let hello):
-            guard record.tls?.serverHello.map({ $0.helloRetryRequest }) ?? true else { return }
-            updateTLS { $0.serverHello = hello }
-            transcript(.serverToClient, meta, "<TLS ServerHello: \(TLSNames.version(hello.version)), \(TLSNames.cipherSuite(hello.cipherSuite))>")
+            var taken = false
+            updateTLS { tls in
+                // A HelloRetryRequest gives way to the ServerHello that follows it.
+                guard tls.serverHello.map({ $0.helloRetryRequest }) ?? true else { return }
+                taken = true
+                tls.serverHello = hello
+            }
+            if taken {
+                transcript(.serverToClient, meta, "<TLS ServerHello: \(TLSNames.version(hello.version)), \(TLSNames.cipherSuite(hello.cipherSuite))>")
+            }
         case .alert(let level, let description):
             updateTLS { tls in
                 if tls.alert == nil {

@@ -6,14 +6,10 @@ func wireText(_ bytes: some Collection<UInt8>, limit: Int = 200) -> String {
     String(decoding: bytes.prefix(limit), as: UTF8.self)
 }
 
-/// The first space-separated word of `bytes` (leading spaces skipped), as
-/// `split(separator: " ").first` would give it, without splitting the rest.
+/// The first space-separated word of `bytes` (leading spaces skipped).
+@inlinable
 public func firstWordRange(_ bytes: Span<UInt8>) -> Range<Int> {
-    var i = 0
-    while i < bytes.count && bytes[i] == 0x20 { i += 1 }
-    var j = i
-    while j < bytes.count && bytes[j] != 0x20 { j += 1 }
-    return i..<j
+    ByteScan.firstWord(in: bytes)
 }
 
 /// The first space-separated word of `s`.
