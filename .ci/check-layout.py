@@ -29,6 +29,7 @@ KERNELS = {
     "Sources/Reporting/ByteSink.swift",
     "Sources/Reporting/Escaping.swift",
     "Sources/SMTPCapEngine/System.swift",
+    "Sources/TCPReassembly/FlowIndex.swift",
 }
 EXEMPT_FROM_UNSAFE = "Sources/smtpcap-fuzz/"
 # Modules of the toolchain and the system: not declared as package dependencies.

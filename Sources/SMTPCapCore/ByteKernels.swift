@@ -68,17 +68,22 @@ public enum ByteScan {
             (base.loadUnaligned(fromByteOffset: at, as: SIMD16<UInt8>.self) .== lf)
                 .& (base.loadUnaligned(fromByteOffset: at &+ 1, as: SIMD16<UInt8>.self) .== dot)
         }
+        // Whether any lane is set, as two 64-bit words (`any` here became a call per step).
+        @inline(__always) func anyLane(_ m: SIMDMask<SIMD16<UInt8>.MaskStorage>) -> Bool {
+            let words = unsafeBitCast(m, to: SIMD2<UInt64>.self)
+            return words[0] | words[1] != 0
+        }
         // Wrapping index arithmetic: `i` stays below `end`, and overflow checks cost as much
         // as the compares.
         while end &- i >= 65 {
-            if any(hits(i) .| hits(i &+ 16) .| hits(i &+ 32) .| hits(i &+ 48)) { break }
+            if anyLane(hits(i) .| hits(i &+ 16) .| hits(i &+ 32) .| hits(i &+ 48)) { break }
             i &+= 64
         }
         while end &- i >= 17 {
             let here = base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
             let next = base.loadUnaligned(fromByteOffset: i &+ 1, as: SIMD16<UInt8>.self)
             let found = (here .== lf) .& (next .== dot)
-            if any(found) {
+            if anyLane(found) {
                 for j in 0..<16 where found[j] { return i + j }
             }
             i &+= 16

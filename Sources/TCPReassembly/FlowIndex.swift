@@ -50,12 +50,19 @@ struct FlowIndex {
     @inline(__always)
     subscript(key: FlowKey) -> Int? {
         var i = bucket(key)
-        // `i` is masked into the table, whose size is a power of two.
-        while true {
-            let v = values[i]
-            if v == Self.empty { return nil }
-            if keys[i] == key { return Int(v) }
-            i = (i &+ 1) & mask
+        // The probe is this file's one pointer kernel: `i` is masked into the table, whose size
+        // is a power of two (`mask` is its count less one), so no index can leave it and the
+        // bounds checks the arrays would make are dropped (one packet, one lookup).
+        precondition(keys.count == mask &+ 1 && values.count == mask &+ 1)
+        return keys.withUnsafeBufferPointer { keys in
+            values.withUnsafeBufferPointer { values in
+                while true {
+                    let v = values[i]
+                    if v == Self.empty { return nil }
+                    if keys[i] == key { return Int(v) }
+                    i = (i &+ 1) & mask
+                }
+            }
         }
     }
 
