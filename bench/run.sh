@@ -11,7 +11,7 @@
 #
 # Environment: BENCH_SIZE (1G), BENCH_SEED (1), BENCH_RUNS (3), BENCH_TSHARK (1; 0 skips tshark),
 # BENCH_MAX_RATIO (unset; if set, fail when smtpcap's CPU time exceeds this multiple of the floor),
-# BENCH_FLAT_SIZES ("1G 10G"), BENCH_HOSTILE (all five modes), BENCH_HOSTILE_MAX_RSS_MIB (256),
+# BENCH_FLAT_SIZES ("1G 10G"), BENCH_HOSTILE (all six modes), BENCH_HOSTILE_MAX_RSS_MIB (256),
 # BENCH_TIMEOUT (1800 seconds per smtpcap run), SMTPCAP (.build/release/smtpcap),
 # BENCH_BASELINE (unset; another smtpcap binary, e.g. a build of an earlier commit, timed in the
 # same rounds: its rows and the ratio of this build's CPU to it are printed beside).
