@@ -193,9 +193,17 @@ struct LiveCaptureTests {
         p.arguments = ["-i", "lo", "--ports", "9", "--json"]
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("sigterm-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        p.standardError = try FileHandle(forWritingTo: errURL)
         try p.run()
-        usleep(700_000)
+        // The handlers are installed before the capture opens: once it says it is listening,
+        // SIGTERM is the stop being tested, not the default action.
+        let listening = E2E.waitUntil(seconds: 20) {
+            String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self).contains("listening on")
+        }
+        #expect(listening, "smtpcap never said it was listening")
         p.terminate()  // SIGTERM
         E2E.waitUntil(seconds: 10) { !p.isRunning }
         if p.isRunning {
