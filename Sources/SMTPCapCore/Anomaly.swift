@@ -20,6 +20,9 @@ public enum Anomaly: String, Sendable, CaseIterable, Comparable {
     case pendingCommandsLimit = "pending-commands-limit"
     /// More client bytes sent ahead of a DATA or STARTTLS reply than the machine holds.
     case heldBytesLimit = "held-bytes-limit"
+    /// Bytes held behind a pipelined DATA or STARTTLS that a 334 left unplaceable: dropped
+    /// unread.
+    case heldBytesDropped = "held-bytes-dropped"
     /// A server line that is not a reply line.
     case notAReplyLine = "not-a-reply-line"
     /// A reply that no pending command can take.

@@ -129,9 +129,11 @@ extension SMTPSession {
             record.starttls.frame = reply.frame
             if case .holding = client { endHolding(.commands, meta) }
         case .readAuthData:
-            // Bytes held behind a pipelined DATA or STARTTLS are read again, as the AUTH data
-            // the 334 asks for first.
-            endHolding(.authData, meta)
+            // The client's next line is a secret. Bytes it held behind a DATA or STARTTLS
+            // pipelined after AUTH can no longer be placed (content, or more secrets): they
+            // are dropped unread and the session is marked, never read as commands.
+            if case .holding(let held) = client, !held.bytes.isEmpty { note(.heldBytesDropped) }
+            client = .authData
         case .authAnswered:
             if record.auth != nil { record.auth!.reply = reply.code }
         case .transactionStarted:

@@ -271,6 +271,21 @@ struct DialogueTests {
         #expect(r.anomalies[Anomaly(rawValue: "reply-over-10000-lines")!] != nil)
     }
 
+    /// A client that pipelines DATA and content behind AUTH, then answers the 334: its answer
+    /// is a credential and the bytes held behind DATA may be content. Neither reaches the
+    /// transcript, in any split.
+    @Test(arguments: Split.all)
+    func authAnswerAfterPipelinedDataStaysSecret(_ split: Split) {
+        let r = run([greeting, .c("EHLO c\r\n"), .s("250-mx\r\n250 AUTH LOGIN\r\n"),
+                     .c("AUTH LOGIN\r\nDATA\r\nSecret body line\r\n"), .s("334 VXNlcm5hbWU6\r\n"),
+                     .c("dXNlcg==\r\n"), .s("535 no\r\n"), .c("QUIT\r\n"), .s("221 bye\r\n")],
+                    split: split, transcript: true)
+        let text = (r.transcript ?? []).map(\.text).joined(separator: "\n")
+        #expect(!text.contains("dXNlcg"), "\(split): \(text)")
+        #expect(!text.contains("Secret body"), "\(split): \(text)")
+        #expect(text.contains("<AUTH data: 8 bytes>"), "\(split): \(text)")
+    }
+
     @Test func endlessEHLOsAreCountedNotKept() {
         // A client repeating EHLO: 16 replies are listed, the rest counted, and every reply
         // without STARTTLS is still a finding (the unlisted ones in one).
