@@ -25,6 +25,7 @@ MAX_UNSAFE_FILES = 8
 KERNELS = {
     "Sources/PcapSource/PcapSource.swift",
     "Sources/PcapSource/MappedRecords.swift",
+    "Sources/PcapSource/PcapngRecords.swift",
     "Sources/SMTPCapCore/ByteKernels.swift",
     "Sources/Reporting/ByteSink.swift",
     "Sources/Reporting/Escaping.swift",

@@ -31,6 +31,14 @@ public struct CapturedPacket {
     public var seconds: Int64
     /// Nanoseconds: sources are opened with nanosecond precision.
     public var nanoseconds: Int32
+    /// The link type (DLT) of the interface the frame came from: decode the frame by this,
+    /// not by the source's `datalink`, as a pcapng file may hold several link types.
+    public var linkType: Int32
+    /// The interface's number in the file: 0 for classic pcap and live capture; for pcapng
+    /// read by smtpcap's own reader, the Interface Description Blocks counted over all
+    /// sections so far (a second section's interfaces get new numbers). See
+    /// `PcapSource.interfaceName(_:)`.
+    public var interface: Int32
 
     /// Lends the frame's bytes as a span, for the length of `body`.
     @inlinable @inline(__always)
@@ -50,6 +58,12 @@ public enum NextPacket {
 
 /// A libpcap handle: an offline file (pcap or pcapng, any byte order and timestamp
 /// precision), standard input, or a live interface.
+///
+/// A pcapng file may hold interfaces of several link types (`dumpcap -i eth0 -i any`,
+/// `mergecap`), which libpcap 1.10 refuses; such a file is read by `PcapngRecords`, every
+/// packet with its own interface's `linkType`. A filter is then compiled once per link type
+/// as the link types appear, and `openDump` writes only the packets of the first interface's
+/// link type (a pcap file has one), counting the others in `dumpSkipped`.
 ///
 /// One thread reads a source, and only through its methods, so the reader's state is
 /// `@exclusivity(unchecked)`: each is touched on every packet, where a class's stored
@@ -73,21 +87,49 @@ public final class PcapSource {
     @exclusivity(unchecked) var mappedFilter: bpf_program?
     /// The packet header handed to the filter and the dump file when reading a mapping.
     @exclusivity(unchecked) var mappedHeader = pcap_pkthdr()
+    /// The first interface's link type, given to every packet but a pcapng reader's.
+    let linkType: Int32
+    /// A pcapng file read through a memory mapping by smtpcap's own reader.
+    @exclusivity(unchecked) var pcapng: PcapngRecords?
+    /// The filter installed, for the pcapng reader to compile per link type.
+    @exclusivity(unchecked) var filterExpression: String?
+    @exclusivity(unchecked) var linkFilters: [LinkFilter] = []
+    /// The file (a regular pcapng file) for the pcapng reader to take over from libpcap when
+    /// libpcap stops at an interface of another link type or snapshot length.
+    var pcapngPath: String?
+    /// A descriptor this source opened itself (libpcap could not open the file).
+    var ownedDescriptor: Int32 = -1
+    /// Packets read but not written to the dump file: their link type is not the first
+    /// interface's, the only one a pcap file can say.
+    public private(set) var dumpSkipped = 0
+    /// Packets not handed out because the filter cannot be compiled for their link type.
+    public private(set) var unfilterable = 0
+
+    /// A filter compiled for one link type; nil when libpcap cannot compile it for that one.
+    struct LinkFilter {
+        var linkType: Int32
+        var program: bpf_program?
+    }
 
     init(handle: OpaquePointer, isLive: Bool, fileSize: Int64?, fileBuffer: UnsafeMutableRawPointer? = nil) {
         self.handle = handle
         self.isLive = isLive
         self.fileSize = fileSize
         self.fileBuffer = fileBuffer
+        self.linkType = pcap_datalink(handle)
     }
 
     deinit {
         if let dumper { pcap_dump_close(dumper) }
         if var program = mappedFilter { pcap_freecode(&program) }
+        freeLinkFilters()
         mapped?.unmap()
+        pcapng?.unmap()
         pcap_close(handle)
+        if ownedDescriptor >= 0 { close(ownedDescriptor) }
         fileBuffer?.deallocate()
     }
+
 
     static func errorBuffer() -> [CChar] { [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1) }
 
@@ -109,9 +151,11 @@ public final class PcapSource {
     /// How an offline file's packets are read.
     public enum FileReader: Sendable {
         /// A classic pcap file in this machine's byte order is mapped into memory and its
-        /// records handed out in place; anything else goes through libpcap.
+        /// records handed out in place; so is a pcapng file (any byte order, any link types),
+        /// read by `PcapngRecords`; anything else goes through libpcap.
         case automatic
-        /// Always libpcap's `pcap_next_ex`.
+        /// libpcap's `pcap_next_ex`, except where libpcap stops at a pcapng interface of
+        /// another link type or snapshot length: `PcapngRecords` reads on from there.
         case libpcap
     }
 
@@ -149,6 +193,7 @@ public final class PcapSource {
         guard let opened else {
             if path != "-" { buffer.deallocate() }  // standard input keeps it: it stays open
             let message = text(errbuf)
+            if path != "-", size != nil, message.hasPrefix("an interface has a "), let source = openPcapng(path) { return source }
             let name = path == "-" ? "standard input" : path
             if message.contains("unknown file format") || message.contains("truncated dump file")
                 || message.contains("bad dump file format") || message.contains("not a") {
@@ -157,11 +202,17 @@ public final class PcapSource {
             throw PcapError(.unreadable, "cannot read \(name): \(message)")
         }
         let source = PcapSource(handle: opened, isLive: false, fileSize: size, fileBuffer: buffer)
-        if reader == .automatic, size != nil, let file = pcap_file(opened) {
-            source.mapped = MappedRecords(fd: fileno(file), name: path, datalink: pcap_datalink(opened), snapshot: pcap_snapshot(opened))
+        if size != nil, let file = pcap_file(opened) {
+            if isPcapng(fileno(file)) {
+                source.pcapngPath = path
+                if reader == .automatic { source.pcapng = PcapngRecords(fd: fileno(file), name: path) }
+            } else if reader == .automatic {
+                source.mapped = MappedRecords(fd: fileno(file), name: path, datalink: pcap_datalink(opened), snapshot: pcap_snapshot(opened))
+            }
         }
         return source
     }
+
 
     /// Opens an interface for live capture.
     public static func openLive(device: String, snapLength: Int32, promiscuous: Bool,
@@ -226,11 +277,19 @@ public final class PcapSource {
         pcap_datalink_val_to_name(datalink).map { String(cString: $0) } ?? "DLT \(datalink)"
     }
 
-    /// Compiles and installs a BPF filter.
+    /// Compiles and installs a BPF filter (for the first interface's link type; a pcapng file
+    /// of several has it compiled for each other one as it appears, and a packet of a link
+    /// type it cannot be compiled for is left out and counted in `unfilterable`).
     public func setFilter(_ expression: String) throws(PcapError) {
         var program = bpf_program()
         guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
             throw PcapError(.badFilter, "bad filter expression '\(expression)': \(String(cString: pcap_geterr(handle)))")
+        }
+        freeLinkFilters()
+        filterExpression = expression
+        if pcapng != nil {
+            linkFilters = [LinkFilter(linkType: linkType, program: program)]
+            return
         }
         if mapped != nil {
             // libpcap runs the filter inside pcap_next_ex; the mapped reader runs it itself.
@@ -244,7 +303,9 @@ public final class PcapSource {
         }
     }
 
-    /// Also writes every packet read to a pcap file.
+    /// Also writes every packet read to a pcap file. The file has the first interface's link
+    /// type: a packet of another (a pcapng file of several) is not written, but counted in
+    /// `dumpSkipped`.
     public func openDump(_ path: String) throws(PcapError) {
         guard let d = pcap_dump_open(handle, path) else {
             throw PcapError(.unreadable, "cannot write \(path): \(String(cString: pcap_geterr(handle)))")
@@ -255,6 +316,7 @@ public final class PcapSource {
     @inline(__always)
     public func next() -> NextPacket {
         if mapped != nil { return nextMapped() }
+        if pcapng != nil { return nextPcapng() }
         let status = pcap_next_ex(handle, &header, &data)
         switch status {
         case 1:
@@ -267,7 +329,8 @@ public final class PcapSource {
                 bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)),
                 wireLength: Int(h.len),
                 seconds: Int64(h.ts.tv_sec),
-                nanoseconds: Int32(truncatingIfNeeded: h.ts.tv_usec) &* subsecondScale))
+                nanoseconds: Int32(truncatingIfNeeded: h.ts.tv_usec) &* subsecondScale,
+                linkType: linkType, interface: 0))
         case 0:
             if isLive {
                 var fds = pollfd(fd: pcap_get_selectable_fd(handle), events: Int16(POLLIN), revents: 0)
@@ -277,9 +340,48 @@ public final class PcapSource {
         case PCAP_ERROR_BREAK:
             return .end
         default:
-            return .error(String(cString: pcap_geterr(handle)))
+            let message = String(cString: pcap_geterr(handle))
+            if pcapngPath != nil, message.hasPrefix("an interface has a "), takeOver() { return next() }
+            return .error(message)
         }
     }
+
+
+    @inline(__always)
+    func nextPcapng() -> NextPacket {
+        while true {
+            switch pcapng!.next() {
+            case .record(let record):
+                let packet = CapturedPacket(bytes: record.bytes, wireLength: Int(record.wireLength), seconds: record.seconds,
+                                            nanoseconds: record.nanoseconds, linkType: record.linkType, interface: record.interface)
+                if filterExpression == nil && dumper == nil { return .packet(packet) }
+                mappedHeader.ts.tv_sec = .init(truncatingIfNeeded: packet.seconds)
+                mappedHeader.ts.tv_usec = .init(truncatingIfNeeded: packet.nanoseconds)
+                mappedHeader.caplen = UInt32(truncatingIfNeeded: packet.bytes.count)
+                mappedHeader.len = record.wireLength
+                let start = packet.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                if filterExpression != nil {
+                    let i = linkFilter(record.linkType)
+                    guard linkFilters[i].program != nil else {
+                        unfilterable += 1
+                        continue
+                    }
+                    if pcap_offline_filter(&linkFilters[i].program!, &mappedHeader, start) == 0 { continue }
+                }
+                if let dumper {
+                    if record.linkType == linkType {
+                        pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &mappedHeader, start)
+                    } else {
+                        dumpSkipped += 1
+                    }
+                }
+                return .packet(packet)
+            case .end: return .end
+            case .error(let message): return .error(message)
+            }
+        }
+    }
+
 
     @inline(__always)
     func nextMapped() -> NextPacket {
@@ -287,7 +389,8 @@ public final class PcapSource {
             switch mapped!.next() {
             case .record(let record):
                 let packet = CapturedPacket(bytes: record.bytes, wireLength: Int(record.wireLength),
-                                            seconds: record.seconds, nanoseconds: record.nanoseconds)
+                                            seconds: record.seconds, nanoseconds: record.nanoseconds,
+                                            linkType: linkType, interface: 0)
                 if mappedFilter == nil && dumper == nil { return .packet(packet) }
                 mappedHeader.ts.tv_sec = .init(truncatingIfNeeded: packet.seconds)
                 mappedHeader.ts.tv_usec = .init(truncatingIfNeeded: packet.nanoseconds)
@@ -329,6 +432,7 @@ public final class PcapSource {
     /// Bytes of the file consumed so far, for progress.
     public var fileOffset: Int64? {
         if let mapped { return Int64(mapped.offset) }
+        if let pcapng { return Int64(pcapng.offset) }
         guard !isLive, let f = pcap_file(handle) else { return nil }
         let at = ftello(f)
         return at >= 0 ? Int64(at) : nil
@@ -343,5 +447,5 @@ public final class PcapSource {
     }
 
     /// Whether packets come from a memory mapping (false: through libpcap).
-    public var readsMapping: Bool { mapped != nil }
+    public var readsMapping: Bool { mapped != nil || pcapng != nil }
 }
