@@ -514,7 +514,8 @@ editcap -F pcap -r "$R/no-starttls-plaintext.pcap" "$R/mid-session.pcap" "$MF-10
 
 # ---------------------------------------------------------- install + facts
 log "copying captures to $OUT"
-rm -f "$OUT"/*.pcap "$OUT"/*.pcapng
+# only this script's files: the make-wire-captures.sh files stay in place
+for f in "$R"/*.pcap "$R"/*.pcapng; do rm -f "$OUT/$(basename "$f")"; done
 cp "$R"/*.pcap "$R"/*.pcapng "$OUT"/
 for f in "$OUT"/*.pcap "$OUT"/*.pcapng; do     # file format matches the name
     m=$(od -An -tx1 -N4 "$f" | tr -d ' \n')

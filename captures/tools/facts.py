@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 SMTP_PORTS = {25, 465, 587}
 GAP = b"\x00<gap>\x00"
@@ -138,6 +139,134 @@ SCENARIOS = {
         "payload written twice (retransmission-like exact duplicates). " + MULTI))],
 }
 
+# ---- wire captures (make-wire-captures.sh): tunnels, fragments, pcapng with
+# two interfaces, rotated files, a long pause inside DATA. Extra facts per
+# session: "tunnel" (encapsulation layers outermost first, as seen in the
+# client's packets; null = none) and "interface" (pcapng: names of the
+# capture interfaces the session's packets were captured on; null = pcap).
+VX_O = "198.51.100.201 -> 203.0.113.201"
+O4 = "198.51.100.200 -> 203.0.113.200"
+O6 = "2001:db8:ff::1 -> 2001:db8:ff::2"
+PLAIN = S(4, [False], False, None, False, None, 1)
+PLAIN6 = S(6, [False], False, None, False, None, 1)
+SWAKS = ("swaks (plaintext, no STARTTLS offered) -> aiosmtpd (tools/smtp_server.py), "
+         "inner 198.51.100.10 -> 203.0.113.25:25")
+BASE4 = ("REWRITTEN: every packet of a real plaintext session (swaks -> aiosmtpd over "
+         "IPv4, routed between namespaces, captured with tcpdump on the client veth; "
+         "not shipped) re-encapsulated by tools/encap.py (scapy), original timestamps; ")
+BASE6 = BASE4.replace("over IPv4", "over IPv6 (2001:db8:1::10 -> 2001:db8:2::25)")
+
+
+def WS(base, tunnel, notes, interface=None):
+    d = dict(base)
+    d.update(tunnel=tunnel, interface=interface, notes=notes)
+    return d
+
+
+def vx(vni, port=4789, outer=VX_O):
+    return dict(type="vxlan", vni=vni, udp_port=port, outer=outer)
+
+
+def gre(proto, key=None, outer=O4):
+    return dict(type="gre", protocol=proto, key=key, outer=outer)
+
+
+WIRE = {
+    "vxlan-underlay.pcap": dict(sessions=[
+        WS(PLAIN, [vx(42)], "REAL: Linux vxlan devices (VNI 42, UDP 4789) over an IPv4 "
+           "veth underlay 198.51.100.201 <-> 203.0.113.201, captured on the underlay veth "
+           "(every SMTP packet inside UDP/4789). " + SWAKS + "."),
+        WS(S(4, [True], True, 220, True, "TLSv1.3", 0), [vx(42)],
+           "REAL: same VXLAN overlay; swaks -tls -> aiosmtpd with STARTTLS: STARTTLS, 220, "
+           "TLS 1.3, mail encrypted.")]),
+    "vxlan-8472.pcap": dict(decode=["-d", "udp.port==8472,vxlan"], sessions=[
+        WS(PLAIN, [vx(7, 8472)], "REAL: Linux vxlan VNI 7 on UDP port 8472 (the old Linux "
+           "default; tshark needs -d udp.port==8472,vxlan), IPv4 underlay, captured on the "
+           "underlay veth. " + SWAKS + ".")]),
+    "vxlan-two-vnis.pcap": dict(sessions=[
+        WS(PLAIN, [vx(42)], "REAL: two overlays share one underlay: VNI 42 and VNI 43 each "
+           "join a client namespace 198.51.100.10 and a server namespace 203.0.113.25. This "
+           "session: VNI 42, swaks --local-port 40025. Same inner 4-tuple as the next session; "
+           "the two must not be merged."),
+        WS(PLAIN, [vx(43)], "REAL: VNI 43, swaks --local-port 40025 from the other client "
+           "namespace with the same address: identical inner 4-tuple "
+           "198.51.100.10:40025 -> 203.0.113.25:25, a different VNI.")]),
+    "ipv4-fragments.pcap": dict(fragments=True, sessions=[
+        WS(PLAIN, None, "REAL: client with net.ipv4.ip_no_pmtu_disc=1 (DF clear) -> router "
+           "namespace whose egress veth has MTU 576 -> server (server advertises MSS 1460 "
+           "via a route advmss); captured on the server's veth: every full-size client "
+           "segment arrives as 3 IPv4 fragments. " + SWAKS + ", ~6.5 KB body.")]),
+    "ipv6-fragments.pcap": dict(fragments=True, sessions=[
+        WS(PLAIN, [vx(64, outer=O6)], "REAL (kernel fragmentation): VXLAN VNI 64 over an "
+           "IPv6 underlay 2001:db8:ff::1 <-> ::2 with MTU 1280, overlay MTU 1500, captured "
+           "on the underlay. The client-side VTEP is tools/udp_vtep.py (userspace VXLAN on a "
+           "TAP device; Linux's vxlan driver drops oversize IPv6-encapsulated frames instead "
+           "of fragmenting), so the kernel's IPv6 UDP stack fragments each large datagram "
+           "(Fragment header); the server side is the kernel vxlan driver. Server->client "
+           "packets are small (not fragmented). " + SWAKS + ", ~6.5 KB body.")]),
+    # The interface is part of a session's identity (the packets of one interface are one
+    # vantage point), so the one TCP connection is two sessions, one per interface; each
+    # interface's facts are derived from its packets alone (tshark -Y frame.interface_id).
+    "multi-interface.pcapng": dict(per_interface=True, sessions=[
+        WS(PLAIN, None, "REAL: dumpcap -i c0 -i any in the client namespace: one pcapng "
+           "with interface 0 = c0 (Ethernet) and interface 1 = any (Linux cooked); every "
+           "packet of the ONE TCP connection is in the file twice, once per interface. libpcap "
+           "(tcpdump -r) refuses the file. This session: its packets on c0. " + SWAKS + ".",
+           interface="c0"),
+        WS(PLAIN, None, "REAL: the same connection's packets on the 'any' interface (Linux "
+           "cooked), the second session of this file.", interface="any")]),
+    "long-pause-data.pcap": dict(pause=True, sessions=[
+        WS(PLAIN, None, "REAL session, timestamps edited: tools/smtp_client.py pause -> "
+           "aiosmtpd; the client sends the first half of the DATA content, sleeps 2 s, "
+           "sends the rest. Every packet after the pause was shifted 398 s later "
+           "(editcap -r split, editcap -t 398, mergecap -a), so ~400 s pass inside DATA.")]),
+    "rotated/rot": dict(merge=True, sessions=[
+        WS(PLAIN, None, "REAL: tcpdump -C 1 -w rot on the client veth (files rot, rot1, "
+           "rot2, ... exactly as tcpdump named them) during ONE plaintext session: swaks "
+           "-> aiosmtpd with a ~2.6 MB body. Facts are of the files concatenated in order "
+           "(mergecap -a rot rot1 rot2 ...); the session spans every file.")]),
+    "gre.pcap": dict(sessions=[WS(PLAIN, [gre("0x0800", 1234)], BASE4 +
+        "outer IPv4 198.51.100.200 <-> 203.0.113.200 / GRE (RFC 2890, key 1234, sequence "
+        "numbers per direction) / inner IPv4.")]),
+    "gre-ipv6.pcap": dict(sessions=[WS(PLAIN6, [gre("0x86dd", None, O6)], BASE6 +
+        "outer IPv6 2001:db8:ff::1 <-> ::2 / GRE (no key, no sequence) / inner IPv6.")]),
+    "gre-teb.pcap": dict(sessions=[WS(PLAIN, [gre("0x6558", 1234)], BASE4 +
+        "outer IPv4 / GRE key 1234, protocol 0x6558 (transparent Ethernet bridging) / the "
+        "whole inner Ethernet frame.")]),
+    "erspan2.pcap": dict(sessions=[WS(PLAIN, [dict(type="erspan", erspan_type=2, session_id=100,
+                                                  outer=O4)], BASE4 +
+        "ERSPAN type II: outer IPv4 198.51.100.200 -> 203.0.113.200 for BOTH directions "
+        "(a mirror sent to a collector) / GRE with sequence number, protocol 0x88BE / "
+        "ERSPAN II header (version field 1, session id 100) / inner Ethernet frame.")]),
+    "erspan3.pcap": dict(sessions=[WS(PLAIN, [dict(type="erspan", erspan_type=3, session_id=100,
+                                                  outer=O4)], BASE4 +
+        "ERSPAN type III: as erspan2 but GRE protocol 0x22EB and the 12-byte ERSPAN III "
+        "header (version field 2, session id 100, timestamp = capture time in 100 ns units "
+        "mod 2^32, granularity 01, P=1, frame type 0 Ethernet, hardware id 1) / inner "
+        "Ethernet frame.")]),
+    "ipip.pcap": dict(sessions=[WS(PLAIN, [dict(type="ipip", outer=O4)], BASE4 +
+        "outer IPv4 protocol 4 / inner IPv4.")]),
+    "6in4.pcap": dict(sessions=[WS(PLAIN6, [dict(type="6in4", outer=O4)], BASE6 +
+        "outer IPv4 protocol 41 (as a tunnel broker delivers) / inner IPv6.")]),
+    "4in6.pcap": dict(sessions=[WS(PLAIN, [dict(type="4in6", outer=O6)], BASE4 +
+        "outer IPv6 next header 4 / inner IPv4.")]),
+    "6in6.pcap": dict(sessions=[WS(PLAIN6, [dict(type="6in6", outer=O6)], BASE6 +
+        "outer IPv6 next header 41 / inner IPv6.")]),
+    "mpls.pcap": dict(sessions=[WS(PLAIN, [dict(type="mpls", labels=[1000, 2000])], BASE4 +
+        "EtherType 0x8847, two MPLS labels (client->server 1000 then 2000 bottom-of-stack; "
+        "server->client 1001/2001), TTL 64 / inner IPv4.")]),
+    "pppoe.pcap": dict(sessions=[
+        WS(PLAIN, [dict(type="pppoe", session_id=0x11, ppp_protocol="0x0021")], BASE4 +
+           "EtherType 0x8864 PPPoE session stage, session id 0x0011, PPP protocol 0x0021 / "
+           "inner IPv4."),
+        WS(PLAIN6, [dict(type="pppoe", session_id=0x12, ppp_protocol="0x0057")], BASE6 +
+           "PPPoE session id 0x0012, PPP protocol 0x0057 / inner IPv6 (later in time).")]),
+    "geneve.pcap": dict(sessions=[WS(PLAIN, [dict(type="geneve", vni=99, udp_port=6081,
+                                                  options=1, outer=O4)], BASE4 +
+        "outer IPv4 / UDP 6081 / Geneve (VNI 99, protocol 0x6558, one option TLV class "
+        "0xffff type 0x01 with 4 bytes) / inner Ethernet frame; UDP checksum computed.")]),
+}
+
 # facts that cannot be re-derived from a damaged file by the reassembler:
 # they are taken from the scenario table (see notes) instead
 UNVERIFIABLE = {
@@ -171,7 +300,8 @@ def truncated_check(path, want):
 
 FIELDS = ["frame.number", "tcp.stream", "ip.src", "ip.dst", "ipv6.src",
           "ipv6.dst", "tcp.srcport", "tcp.dstport", "tcp.flags.syn",
-          "tcp.flags.ack", "tcp.seq", "tcp.len", "tcp.payload"]
+          "tcp.flags.ack", "tcp.seq", "tcp.len", "tcp.payload",
+          "frame.protocols", "frame.time_epoch"]
 
 
 def tshark(args):
@@ -179,13 +309,28 @@ def tshark(args):
                           capture_output=True, text=True).stdout
 
 
-def segments(path):
-    out = tshark(["-r", path, "-o", "tcp.desegment_tcp_streams:FALSE",
-                  "-o", "tcp.relative_sequence_numbers:TRUE", "-Y", "tcp",
-                  "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+def inner_ip(protocols):
+    """'ip' or 'ipv6': the innermost IP layer carrying the TCP segment."""
+    toks = protocols.split(":")
+    toks = toks[:toks.index("tcp")] if "tcp" in toks else toks
+    ips = [t for t in toks if t in ("ip", "ipv6")]
+    return ips[-1] if ips else "ip"
+
+
+def segments(path, decode=()):
+    """TCP segments; addresses and ports are those of the INNERMOST IP/TCP
+    (last occurrence), which for a capture without tunnels is the only one.
+    ICMP errors quoting a TCP header are not segments."""
+    out = tshark(["-r", path] + list(decode) + ["-o", "tcp.desegment_tcp_streams:FALSE",
+                  "-o", "tcp.relative_sequence_numbers:TRUE", "-Y", "tcp && !icmp && !icmpv6",
+                  "-T", "fields", "-E", "separator=\t", "-E", "occurrence=l"]
                  + sum((["-e", f] for f in FIELDS), []))
     for line in out.splitlines():
         v = dict(zip(FIELDS, line.split("\t")))
+        # both IPv4 and IPv6 present (6in4, 4in6): keep only the inner family
+        if v["ip.src"] and v["ipv6.src"]:
+            drop = "ipv6" if inner_ip(v["frame.protocols"]) == "ip" else "ip"
+            v[drop + ".src"] = v[drop + ".dst"] = ""
         yield v
 
 
@@ -271,7 +416,8 @@ def smtp_facts(cli, srv, saw_syn):
     f = dict(ehlo_starttls_offered=[], starttls_command=False,
              starttls_reply=None, tls_handshake=False, tls_version=None,
              plaintext_data_messages=0, plaintext_auth=False,
-             masked_starttls=False, injected_after_starttls=[])
+             masked_starttls=False, injected_after_starttls=[],
+             _messages=[], _content=[])
     if is_client_hello(cli):              # implicit TLS
         f["tls_handshake"] = True
         f["tls_version"] = tls_server_version(srv)
@@ -309,6 +455,10 @@ def smtp_facts(cli, srv, saw_syn):
             auth_cont = code == 334
         elif cmd == b"DATA" and code == 354:
             e = cli.find(b"\r\n.\r\n", pos - 2)
+            # content as sent (dot-stuffed), up to and including the CRLF
+            # before the terminating ".CRLF"
+            f["_messages"].append((e + 2 if e >= 0 else len(cli)) - pos)
+            f["_content"].append((pos, e + 2 if e >= 0 else len(cli)))
             if e < 0:
                 pos = len(cli)
             else:
@@ -341,10 +491,11 @@ def smtp_facts(cli, srv, saw_syn):
     return f
 
 
-def derive(path):
+def derive(path, decode=()):
     streams = {}
-    for v in segments(path):
-        st = streams.setdefault(v["tcp.stream"], dict(pkts=[], syn=None))
+    for v in segments(path, decode):
+        st = streams.setdefault(v["tcp.stream"], dict(pkts=[], syn=None, frames=[]))
+        st["frames"].append((int(v["frame.number"]), v["frame.time_epoch"]))
         src = v["ip.src"] or v["ipv6.src"]
         dst = v["ip.dst"] or v["ipv6.dst"]
         sp, dp = int(v["tcp.srcport"]), int(v["tcp.dstport"])
@@ -352,7 +503,8 @@ def derive(path):
             st["syn"] = (src, sp, dst, dp)
         payload = bytes.fromhex(v["tcp.payload"].replace(":", "")) if v["tcp.payload"] else b""
         st["pkts"].append((src, sp, dst, dp, int(v["tcp.seq"]), int(v["tcp.len"] or 0),
-                           payload, v["tcp.flags.syn"] in ("1", "True")))
+                           payload, v["tcp.flags.syn"] in ("1", "True"),
+                           int(v["frame.number"]), v["frame.time_epoch"]))
     sessions = []
     for sid in sorted(streams, key=int):
         st = streams[sid]
@@ -366,7 +518,7 @@ def derive(path):
                 c_ip, c_port, s_ip, s_port = dst, dp, src, sp
         dirs = {True: [], False: []}
         isn = {True: None, False: None}
-        for src, sp, dst, dp, seq, ln, data, syn in st["pkts"]:
+        for src, sp, dst, dp, seq, ln, data, syn, _, _ in st["pkts"]:
             up = (src, sp) == (c_ip, c_port)
             if syn:
                 isn[up] = seq + 1
@@ -384,15 +536,30 @@ def derive(path):
         s["_gaps"] = cgaps + sgaps
         s["_truncated"] = ctr or str_
         s["_midstream"] = st["syn"] is None
+        s["_up_frames"] = [p[8] for p in st["pkts"] if (p[0], p[1]) == (c_ip, c_port)]
+        s["_frames"] = [p[8] for p in st["pkts"]]
+        # longest silence between two packets of the session, and whether the
+        # packet after it is client data inside a DATA content range
+        best = (0.0, False)
+        prev = None
+        for p in st["pkts"]:
+            t = float(p[9])
+            if prev is not None and t - prev > best[0]:
+                up = (p[0], p[1]) == (c_ip, c_port)
+                off = p[4] - isn[True]
+                inside = up and p[5] > 0 and any(a <= off < b for a, b in f["_content"])
+                best = (t - prev, inside)
+            prev = t
+        s["_pause"] = best
         sessions.append(s)
     return sessions
 
 
-def dissector_check(path):
+def dissector_check(path, decode=()):
     """Independent facts from tshark's SMTP and TLS dissectors, per stream."""
     out = {}
     opts = ["-o", "tls.desegment_ssl_records:TRUE", "-o",
-            "tcp.desegment_tcp_streams:TRUE", "-d", "tcp.port==465,tls"]
+            "tcp.desegment_tcp_streams:TRUE", "-d", "tcp.port==465,tls"] + list(decode)
     for line in tshark(["-r", path] + opts + ["-Y", "smtp.req.command", "-T", "fields",
                         "-e", "tcp.stream", "-e", "smtp.req.command"]).splitlines():
         sid, cmds = line.split("\t", 1)
@@ -413,12 +580,234 @@ KEYS = ["ip_version", "ehlo_starttls_offered", "starttls_command",
         "plaintext_data_messages", "plaintext_auth", "masked_starttls"]
 
 
+TUNNEL_FIELDS = ["frame.number", "frame.protocols", "ip.src", "ip.dst", "ipv6.src",
+                 "ipv6.dst", "udp.dstport", "vxlan.vni", "geneve.vni",
+                 "geneve.option.class", "gre.key", "gre.proto", "erspan.version",
+                 "erspan.spanid", "mpls.label", "pppoe.session_id", "ppp.protocol",
+                 "frame.interface_id", "frame.interface_name", "frame.encap_type"]
+ENCAP = {"1": "EN10MB", "25": "LINUX_SLL", "210": "LINUX_SLL2"}
+
+
+def frame_info(path, decode=()):
+    """Per frame: encapsulation layers outside the innermost IP (outermost
+    first) and the capture interface, from tshark's dissection."""
+    out = tshark(["-r", path] + list(decode) + ["-T", "fields", "-E", "separator=\t",
+                  "-E", "occurrence=a", "-E", "aggregator=,"]
+                 + sum((["-e", f] for f in TUNNEL_FIELDS), []))
+    info = {}
+    for line in out.splitlines():
+        v = dict(zip(TUNNEL_FIELDS, line.split("\t")))
+        a = {k: (v.get(k) or "").split(",") if v.get(k) else [] for k in TUNNEL_FIELDS}
+        toks = v["frame.protocols"].split(":")
+        if "tcp" not in toks:
+            info[int(v["frame.number"])] = dict(layers=None, iface=v["frame.interface_name"],
+                                                 iface_id=v["frame.interface_id"], encap=v["frame.encap_type"])
+            continue
+        toks = toks[:toks.index("tcp")]
+        ipi = [i for i, t in enumerate(toks) if t in ("ip", "ipv6")]
+        inner = ipi[-1] if ipi else len(toks)
+        n = dict(ip=0, ipv6=0, udp=0, vxlan=0, geneve=0, gre=0, erspan=0)
+        layers = []
+        hex4 = lambda x: f"0x{int(x, 0):04x}"
+        for i, t in enumerate(toks[:inner]):
+            if t in ("ip", "ipv6"):
+                k = n[t]
+                n[t] += 1
+                outer = f"{a[t + '.src'][k]} -> {a[t + '.dst'][k]}"
+                rest = [x for x in toks[i + 1:] if x not in ("ipv6.fraghdr", "ipv6.hopopts")]
+                nxt = rest[0] if rest else ""
+                if nxt == "udp":
+                    u = n["udp"]
+                    n["udp"] += 1
+                    port = int(a["udp.dstport"][u])
+                    if rest[1:2] == ["vxlan"]:
+                        layers.append(dict(type="vxlan", vni=int(a["vxlan.vni"][n["vxlan"]], 0),
+                                           udp_port=port, outer=outer))
+                        n["vxlan"] += 1
+                    elif rest[1:2] == ["geneve"]:
+                        layers.append(dict(type="geneve", vni=int(a["geneve.vni"][n["geneve"]], 0),
+                                           udp_port=port, options=len(a["geneve.option.class"]),
+                                           outer=outer))
+                        n["geneve"] += 1
+                    else:
+                        layers.append(dict(type="udp?", udp_port=port, outer=outer))
+                elif nxt == "gre":
+                    g = n["gre"]
+                    n["gre"] += 1
+                    if rest[1:2] == ["erspan"]:
+                        e = n["erspan"]
+                        n["erspan"] += 1
+                        layers.append(dict(type="erspan",
+                                           erspan_type={"1": 2, "2": 3}.get(a["erspan.version"][e]),
+                                           session_id=int(a["erspan.spanid"][e], 0), outer=outer))
+                    else:
+                        key = a["gre.key"][g] if g < len(a["gre.key"]) else None
+                        layers.append(dict(type="gre", protocol=hex4(a["gre.proto"][g]),
+                                           key=int(key, 0) if key else None, outer=outer))
+                elif nxt in ("ip", "ipv6"):
+                    name = {("ip", "ip"): "ipip", ("ip", "ipv6"): "6in4",
+                            ("ipv6", "ip"): "4in6", ("ipv6", "ipv6"): "6in6"}[(t, nxt)]
+                    layers.append(dict(type=name, outer=outer))
+                else:
+                    layers.append(dict(type=f"{t}/{nxt}?", outer=outer))
+            elif t == "mpls":
+                layers.append(dict(type="mpls", labels=[int(x, 0) for x in a["mpls.label"]]))
+            elif t == "pppoes":
+                layers.append(dict(type="pppoe", session_id=int(a["pppoe.session_id"][0], 0),
+                                   ppp_protocol=hex4(a["ppp.protocol"][0])))
+            elif t == "vlan":
+                layers.append(dict(type="vlan"))
+        info[int(v["frame.number"])] = dict(layers=layers, iface=v["frame.interface_name"],
+                                             iface_id=v["frame.interface_id"], encap=v["frame.encap_type"])
+    return info
+
+
+def count_frames(path, flt=None, decode=()):
+    args = ["-r", path] + list(decode) + (["-Y", flt] if flt else []) + ["-T", "fields", "-e", "frame.number"]
+    return len(tshark(args).split())
+
+
+def wire_entry(d, name):
+    """expected.json entry of a make-wire-captures.sh file, and problems."""
+    spec = WIRE[name]
+    decode = spec.get("decode", [])
+    problems, entry, tmp = [], dict(file=name), None
+    path = os.path.join(d, name)
+    if spec.get("merge"):
+        rdir = os.path.dirname(path)
+        base = os.path.basename(name)
+        parts = sorted((f for f in os.listdir(rdir) if re.fullmatch(re.escape(base) + r"\d*", f)),
+                       key=lambda f: int(f[len(base):] or 0))
+        rel = [os.path.join(os.path.dirname(name), f) for f in parts]
+        fd, tmp = tempfile.mkstemp(suffix=".pcap")
+        os.close(fd)
+        subprocess.run(["mergecap", "-F", "pcap", "-a", "-w", tmp] + [os.path.join(d, r) for r in rel],
+                       check=True, capture_output=True)
+        entry["merge"] = rel
+        entry["files"] = []
+        for r in rel:
+            n = count_frames(os.path.join(d, r))
+            entry["files"].append(dict(file=r, packets=n, bytes=os.path.getsize(os.path.join(d, r))))
+            if count_frames(os.path.join(d, r), "tcp.port == 25") == 0:
+                problems.append(f"{r}: no packet of the session")
+        if len(rel) < 3:
+            problems.append(f"{name}: {len(rel)} rotated files, expected >= 3")
+        path = tmp
+    try:
+        info = frame_info(path, decode)
+        entry["packets"] = count_frames(path)
+        if spec.get("per_interface"):
+            # One part per interface: the packets of each, derived on their own.
+            got, disc, parts = [], [], []
+            for iid in sorted({int(fi["iface_id"]) for fi in info.values()}):
+                fd, part = tempfile.mkstemp(suffix=".pcapng")
+                os.close(fd)
+                parts.append(part)
+                subprocess.run(["tshark", "-r", path, "-Y", f"frame.interface_id == {iid}", "-w", part],
+                               check=True, capture_output=True)
+                name_of = next(fi["iface"] for fi in info.values() if int(fi["iface_id"]) == iid)
+                part_info = frame_info(part, decode)
+                for g in derive(part, decode):
+                    g["_iface"] = name_of
+                    g["_info"] = part_info
+                    got.append(g)
+                disc += dissector_check(part, decode)[:len(derive(part, decode))]
+            for part in parts:
+                os.unlink(part)
+        else:
+            got = derive(path, decode)
+            disc = dissector_check(path, decode)
+        if spec.get("fragments"):
+            # frames that are IP fragments (reassembly off, so each one counts)
+            nodefrag = list(decode) + ["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"]
+            entry["fragments"] = dict(
+                ipv4=count_frames(path, "ip.flags.mf == 1 || ip.frag_offset > 0", nodefrag),
+                ipv6=count_frames(path, "ipv6.fraghdr", nodefrag))
+            if not sum(entry["fragments"].values()):
+                problems.append(f"{name}: no IP fragments")
+        if path.endswith(".pcapng"):
+            ifs = {}
+            for fi in info.values():
+                x = ifs.setdefault(int(fi["iface_id"]), dict(
+                    id=int(fi["iface_id"]), name=fi["iface"],
+                    link_type=ENCAP.get(fi["encap"], fi["encap"]), packets=0))
+                x["packets"] += 1
+            entry["interfaces"] = [ifs[k] for k in sorted(ifs)]
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    want = spec["sessions"]
+    if len(got) != len(want):
+        problems.append(f"{name}: {len(got)} TCP sessions on the wire, {len(want)} expected")
+    sessions = []
+    for i, (g, w) in enumerate(zip(got, want)):
+        for k in KEYS:
+            if g[k] != w[k]:
+                problems.append(f"{name} session {i}: {k} derived {g[k]!r}, expected {w[k]!r}")
+        dc = disc[i]
+        if any(c.startswith("STAR") for c in dc["cmds"]) != w["starttls_command"]:
+            problems.append(f"{name} session {i}: tshark smtp.req.command {sorted(dc['cmds'])} vs starttls_command {w['starttls_command']}")
+        if ("AUTH" in dc["cmds"]) != w["plaintext_auth"]:
+            problems.append(f"{name} session {i}: tshark AUTH vs plaintext_auth {w['plaintext_auth']}")
+        if dc["ver"] != w["tls_version"]:
+            problems.append(f"{name} session {i}: tshark ServerHello {dc['ver']} vs tls_version {w['tls_version']}")
+        if w["plaintext_data_messages"] and not {"DATA", "BDAT"} & dc["cmds"]:
+            problems.append(f"{name} session {i}: tshark sees no DATA/BDAT {sorted(dc['cmds'])}")
+        finfo = g.get("_info", info)
+        shapes = {json.dumps(finfo[f]["layers"]) for f in g["_up_frames"]}
+        if len(shapes) != 1:
+            problems.append(f"{name} session {i}: client packets in {len(shapes)} different encapsulations")
+        tun = finfo[g["_up_frames"][0]]["layers"] or None
+        if tun != w["tunnel"]:
+            problems.append(f"{name} session {i}: tunnel derived {tun!r}, expected {w['tunnel']!r}")
+        iface = None
+        if "_iface" in g:
+            iface = g["_iface"]
+        elif path.endswith(".pcapng"):
+            ids = sorted({(int(info[f]["iface_id"]), info[f]["iface"]) for f in g["_frames"]})
+            iface = [n for _, n in ids]
+        if iface != w["interface"]:
+            problems.append(f"{name} session {i}: interface derived {iface!r}, expected {w['interface']!r}")
+        if len(g["_messages"]) != w["plaintext_data_messages"]:
+            problems.append(f"{name} session {i}: {len(g['_messages'])} DATA contents measured")
+        s = dict(client=g["client"], server=g["server"])
+        s.update({k: w[k] for k in KEYS})
+        s["tunnel"] = w["tunnel"]
+        s["interface"] = w["interface"]
+        s["message_sizes"] = g["_messages"]
+        if spec.get("merge") and not (g["_messages"] and g["_messages"][0] >= 2_500_000):
+            problems.append(f"{name} session {i}: message sizes {g['_messages']}, expected one >= 2.5 MB")
+        if spec.get("pause"):
+            sec, inside = g["_pause"]
+            s["longest_pause_seconds"] = round(sec, 3)
+            s["pause_inside_data"] = inside
+            if not (399 <= sec <= 402 and inside):
+                problems.append(f"{name} session {i}: longest pause {sec:.3f}s inside DATA={inside}")
+        s["notes"] = w["notes"]
+        sessions.append(s)
+        print(f"{name} #{i}: {g['client']} -> {g['server']} "
+              + " ".join(f"{k}={g[k]}" for k in KEYS)
+              + f" tunnel={json.dumps(tun)} interface={iface} messages={g['_messages']}"
+              + (f" pause={g['_pause']}" if spec.get("pause") else "")
+              + (f" gaps={g['_gaps']}" if g["_gaps"] else ""))
+    entry["sessions"] = sessions
+    return entry, problems
+
+
 def expected(d):
     problems, manifest = [], []
     files = sorted(f for f in os.listdir(d) if f.endswith((".pcap", ".pcapng")))
-    for name in sorted(set(SCENARIOS) - set(files)):
+    for m in (x for x in WIRE if WIRE[x].get("merge")):
+        if os.path.exists(os.path.join(d, m)):
+            files = sorted(files + [m])
+    for name in sorted((set(SCENARIOS) | set(WIRE)) - set(files)):
         problems.append(f"{name}: capture missing")
     for name in files:
+        if name in WIRE:
+            entry, p = wire_entry(d, name)
+            problems += p
+            manifest.append(entry)
+            continue
         if name not in SCENARIOS:
             problems.append(f"{name}: not in the scenario table")
             continue

@@ -10,6 +10,9 @@ MODE:
   pipelining  EHLO, then two mail transactions whose MAIL/RCPT/DATA are sent
               as one batch each (RFC 2920), then QUIT.
   helo        smtplib: HELO (never EHLO), one plaintext DATA message, QUIT.
+  pause       EHLO, MAIL, RCPT, DATA, the first half of the message, a
+              2-second pause INSIDE the content, the rest, ".", QUIT
+              (make-wire-captures.sh, long-pause-data.pcap).
 """
 import smtplib
 import socket
@@ -134,8 +137,32 @@ def helo(host, port):
     s.quit()
 
 
+def pause(host, port):
+    c = Conn(host, port)
+    c.expect(220)
+    c.send(f"EHLO {HELO_NAME}\r\n".encode())
+    c.expect(250)
+    c.send(f"MAIL FROM:<{FROM}>\r\n".encode())
+    c.expect(250)
+    c.send(f"RCPT TO:<{TO}>\r\n".encode())
+    c.expect(250)
+    c.send(b"DATA\r\n")
+    c.expect(354)
+    msg = body("pause inside DATA") + b"".join(
+        f"line {i:02d} of the body; the client pauses after line 10\r\n".encode()
+        for i in range(1, 21))
+    cut = msg.index(b"line 11 ")
+    c.send(msg[:cut])
+    time.sleep(2)
+    c.send(msg[cut:] + b".\r\n")
+    c.expect(250)
+    c.send(b"QUIT\r\n")
+    c.reply()
+    c.s.close()
+
+
 if __name__ == "__main__":
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     {"injection": injection, "bdat": bdat, "pipelining": pipelining,
-     "helo": helo}[mode](host, port)
+     "helo": helo, "pause": pause}[mode](host, port)
     time.sleep(0.2)
