@@ -80,11 +80,12 @@ clean:
 	rm -rf .build .build-fuzz .build-asan .build-tsan
 
 # Fuzzing: one libFuzzer harness per parser layer, built with AddressSanitizer into its own
-# scratch path. fuzz-smoke runs each for FUZZ_SECONDS on seeds cut from captures/.
+# scratch path (FUZZ_SCRATCH=... on the command line for another). fuzz-smoke runs each for
+# FUZZ_SECONDS on seeds cut from captures/.
 FUZZ_SCRATCH := .build-fuzz
 FUZZ_BIN     := $(FUZZ_SCRATCH)/debug/smtpcap-fuzz
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := decode reassembly smtp tls pcap
+FUZZ_TARGETS := decode ipframes reassembly smtp tls pcap pcapng
 
 fuzz-build: deps
 	$(SWIFT) build --product smtpcap-fuzz --scratch-path $(FUZZ_SCRATCH) \

@@ -2,7 +2,7 @@
 """Seed corpora for the fuzz harnesses, cut from the real captures in captures/.
 
 Usage: make-seeds.py CAPTURES_DIR OUT_DIR
-Writes OUT_DIR/{pcap,decode,reassembly,smtp,tls}/ seed files.
+Writes OUT_DIR/{pcap,pcapng,decode,ipframes,reassembly,smtp,tls}/ seed files.
 """
 import os, struct, sys
 
@@ -24,6 +24,47 @@ def frames(path):
         out.append(data[at + 16:at + 16 + caplen])
         at += 16 + caplen
     return link, out
+
+def pcapng_block(e, kind, body):
+    body += b'\0' * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack(e + 'II', kind, n) + body + struct.pack(e + 'I', n)
+
+def pcapng(e, interfaces, packets, section_options=b''):
+    """A section in byte order e: interfaces as (link, snaplen, options), packets as
+    (interface, stamp, frame)."""
+    out = pcapng_block(e, 0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1) + section_options)
+    for link, snaplen, options in interfaces:
+        out += pcapng_block(e, 1, struct.pack(e + 'HHI', link, 0, snaplen) + options)
+    for interface, stamp, frame in packets:
+        out += pcapng_block(e, 6, struct.pack(e + 'IIIII', interface, stamp >> 32, stamp & 0xffffffff,
+                                               len(frame), len(frame)) + frame)
+    return out
+
+def pcapng_option(e, code, value):
+    return struct.pack(e + 'HH', code, len(value)) + value + b'\0' * (-len(value) % 4)
+
+def pcapng_seeds(src_dir, out, captures):
+    """pcapng seeds: the corpus's own pcapng files, and the classic captures rewritten as
+    pcapng: little- and big-endian, nanosecond and binary resolutions, and two captures of
+    different link types merged into one section (one interface each), as libpcap refuses."""
+    d = os.path.join(out, 'pcapng')
+    for name in sorted(os.listdir(src_dir)):
+        path = os.path.join(src_dir, name)
+        if name.endswith('.pcapng') and os.path.getsize(path) <= 64 * 1024:
+            open(os.path.join(d, name[:-7]), 'wb').write(open(path, 'rb').read())
+    small = [(base, link, fs[:24]) for base, link, fs in captures if link is not None]
+    for i, (base, link, fs) in enumerate(small):
+        e = '<' if i % 2 == 0 else '>'
+        resol = [b'', pcapng_option(e, 9, b'\x09') + pcapng_option(e, 0, b''),
+                 pcapng_option(e, 9, b'\x94') + pcapng_option(e, 14, struct.pack(e + 'q', 3)) + pcapng_option(e, 0, b'')][i % 3]
+        name = pcapng_option(e, 2, b'eth%d' % i) + pcapng_option(e, 0, b'')
+        packets = [(0, 1767225600000000 + k * 1000, f) for k, f in enumerate(fs)]
+        open(os.path.join(d, 'rewritten-' + base), 'wb').write(pcapng(e, [(link, 65535, name if i % 3 == 0 else resol)], packets))
+    for (a, la, fa), (b, lb, fb) in zip(small, small[1:]):
+        if la != lb:
+            packets = [(k % 2, 1767225600000000 + k, f) for k, f in enumerate(x for pair in zip(fa[:8], fb[:8]) for x in pair)]
+            open(os.path.join(d, 'merged-%s-%s' % (a, b)), 'wb').write(pcapng('<', [(la, 65535, b''), (lb, 0, b'')], packets))
 
 def tcp(link, frame):
     """(src, dst, sport, dport, seq, flags, payload) for Ethernet/SLL2 IPv4/IPv6 TCP, else None."""
@@ -56,8 +97,9 @@ def tcp(link, frame):
 
 def main():
     src_dir, out = sys.argv[1], sys.argv[2]
-    for sub in ('pcap', 'decode', 'reassembly', 'smtp', 'tls'):
+    for sub in ('pcap', 'pcapng', 'decode', 'ipframes', 'reassembly', 'smtp', 'tls'):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
+    captures = []
     dlt_index = {0: 0, 1: 1, 12: 2, 108: 3, 113: 4, 228: 5, 229: 6, 276: 7}
     for name in sorted(os.listdir(src_dir)):
         if not name.endswith('.pcap'):
@@ -67,10 +109,20 @@ def main():
         if os.path.getsize(path) <= 64 * 1024:
             open(os.path.join(out, 'pcap', base), 'wb').write(open(path, 'rb').read())
         link, fs = frames(path)
+        captures.append((base, link, fs))
         if link is None:
             continue
         for i, f in enumerate(fs[:12]):
             open(os.path.join(out, 'decode', '%s-%d' % (base, i)), 'wb').write(bytes([dlt_index.get(link, 1)]) + f)
+        # Frame sequences for the reassembler: [link][length][frame]..., as many frames from
+        # the start as fit in the fuzzer's 16 KiB inputs.
+        seq = b''
+        for f in fs:
+            item = bytes([dlt_index.get(link, 1)]) + struct.pack('>H', len(f)) + f
+            if len(seq) + len(item) > 16384:
+                break
+            seq += item
+        open(os.path.join(out, 'ipframes', base), 'wb').write(seq)
         # Streams in capture order: one dialogue per connection, 0x00 between direction changes.
         conns, script = {}, bytearray()
         last_seq = {}
@@ -101,6 +153,7 @@ def main():
             open(os.path.join(out, kind, '%s-%d' % (base, i)), 'wb').write(bytes(c['buf'][:16384]))
             if kind == 'tls':
                 open(os.path.join(out, 'smtp', '%s-%d' % (base, i)), 'wb').write(bytes(c['buf'][:16384]))
+    pcapng_seeds(src_dir, out, captures)
 
 if __name__ == '__main__':
     main()

@@ -22,7 +22,7 @@
  *
  * Usage: gen-capture --seed N --size BYTES --out FILE [--expected FILE.json]
  *                    [--concurrency 64] [--message-size 40960]
- *        gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far|buffers
+ *        gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far|buffers|fragflood|tunnelbomb
  *                    [--expected FILE.json]
  * BYTES accepts K, M, G suffixes (powers of 1024).
  */
@@ -545,7 +545,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: gen-capture --seed N --size BYTES --out FILE [--expected FILE.json] [--concurrency 64]\n"
             "                   [--message-size 40960]\n"
-            "       gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far|buffers\n"
+            "       gen-capture --seed N --out FILE --hostile synflood|longline|endless-reply|bdat-huge|ooo-far|buffers|fragflood|tunnelbomb\n"
             "                   [--expected FILE.json]\n");
     exit(2);
 }
@@ -645,6 +645,67 @@ static uint64_t buffers(void) {
     return N;
 }
 
+/* One raw frame: Ethernet, then `iplen` bytes for the caller to fill (an IP packet), time
+ * stamped now. */
+static uint8_t *raw_frame(size_t iplen, unsigned ethertype) {
+    tick();
+    size_t caplen = 14 + iplen;
+    uint8_t *rec = reserve(16 + caplen);
+    uint32_t hdr[4] = { (uint32_t)(now_us / 1000000), (uint32_t)(now_us % 1000000), (uint32_t)caplen, (uint32_t)caplen };
+    memcpy(rec, hdr, 16);
+    uint8_t *e = rec + 16;
+    static const uint8_t a[6] = { 2, 0, 0, 0, 0, 1 }, b[6] = { 2, 0, 0, 0, 0, 2 };
+    memcpy(e, a, 6); memcpy(e + 6, b, 6);
+    put16(e + 12, ethertype);
+    /* Counted now; the caller fills the bytes before anything else is reserved. */
+    obn += 16 + caplen;
+    file_bytes += 16 + caplen; pkt_count++; pkt_bytes += caplen;
+    return e + 14;
+}
+
+/* An IPv4 header (no options, checksum left 0: smtpcap does not check it). */
+static void ipv4_header(uint8_t *ip, size_t total, unsigned id, unsigned frag, unsigned proto,
+                        const uint8_t src[4], const uint8_t dst[4]) {
+    ip[0] = 0x45; ip[1] = 0; put16(ip + 2, (unsigned)total); put16(ip + 4, id); put16(ip + 6, frag);
+    ip[8] = 64; ip[9] = (uint8_t)proto; ip[10] = ip[11] = 0;
+    memcpy(ip + 12, src, 4); memcpy(ip + 16, dst, 4);
+}
+
+/* 400,000 IPv4 fragments of datagrams that never complete: random ids, offsets up to 8 KB,
+ * 256 bytes each, from 254 sources: the reassembler's caps (datagrams, bytes held) are what
+ * keeps memory flat. */
+static void fragflood(void) {
+    static const uint8_t dst[4] = { 203, 0, 113, 25 };
+    for (uint32_t i = 0; i < 400000; i++) {
+        uint8_t src[4] = { 198, 51, 100, (uint8_t)(1 + i % 254) };
+        uint8_t *ip = raw_frame(20 + 256, 0x0800);
+        ipv4_header(ip, 20 + 256, (unsigned)rndn(65536), 0x2000 | (unsigned)rndn(1000), 6, src, dst);
+        memcpy(ip + 20, randbuf + rndn(randlen - 256), 256);
+    }
+}
+
+/* 200,000 packets of IP in IP: even ones nested 12 deep (past smtpcap's cap of 6: refused),
+ * odd ones 6 deep with outer addresses never seen before, each carrying a SYN to port 25, so
+ * every one is a new tunnel context and a new connection. */
+static void tunnelbomb(void) {
+    for (uint32_t i = 0; i < 200000; i++) {
+        unsigned depth = i % 2 ? 6 : 12;
+        size_t total = 20 * (depth + 1) + 20;
+        uint8_t *ip = raw_frame(total, 0x0800);
+        for (unsigned d = 0; d <= depth; d++) {
+            uint8_t src[4] = { 198, 51, (uint8_t)(i >> 16), (uint8_t)(i >> 8) }, dst[4] = { 203, 0, (uint8_t)i, (uint8_t)d };
+            if (d == depth) { src[0] = 198; src[1] = 51; src[2] = 100; src[3] = 10; dst[0] = 203; dst[1] = 0; dst[2] = 113; dst[3] = 25; }
+            ipv4_header(ip, total - 20 * d, (unsigned)i, 0, d == depth ? 6 : 4, src, dst);
+            ip += 20;
+        }
+        memset(ip, 0, 20);
+        put16(ip, 1024 + (unsigned)(i % 60000)); put16(ip + 2, 25);
+        uint32_t seq = (uint32_t)rnd();
+        ip[4] = (uint8_t)(seq >> 24); ip[5] = (uint8_t)(seq >> 16); ip[6] = (uint8_t)(seq >> 8); ip[7] = (uint8_t)seq;
+        ip[12] = 5 << 4; ip[13] = F_SYN;
+    }
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = 1, size = 0;
     const char *outp = NULL, *expp = NULL, *hostile = NULL;
@@ -679,6 +740,8 @@ int main(int argc, char **argv) {
     write_pcap_header();
     if (hostile) {
         if (!strcmp(hostile, "synflood")) synflood();
+        else if (!strcmp(hostile, "fragflood")) fragflood();
+        else if (!strcmp(hostile, "tunnelbomb")) tunnelbomb();
         else if (!strcmp(hostile, "buffers")) sessions = buffers();
         else {
             Session s = { 0 };

@@ -293,7 +293,7 @@ print(s["sessions"], c["evicted"], c.get("evicted_memory", 0), c["out_of_window"
 }
 
 hostile() {
-    local modes=${BENCH_HOSTILE:-synflood longline endless-reply bdat-huge ooo-far buffers} m
+    local modes=${BENCH_HOSTILE:-synflood longline endless-reply bdat-huge ooo-far buffers fragflood tunnelbomb} m
     local max=${BENCH_HOSTILE_MAX_RSS_MIB:-256} small=${BENCH_HOSTILE_SMALL_MIB:-64}
     ROWS=()
     FAIL=0
@@ -304,7 +304,7 @@ hostile() {
     done
     # The same with a smaller budget: --max-memory 64 must keep the peak under 64 MiB.
     for m in $modes; do
-        case $m in synflood|buffers) hostile_run "$m" "$small" --max-memory "$small" ;; esac
+        case $m in synflood|buffers|fragflood|tunnelbomb) hostile_run "$m" "$small" --max-memory "$small" ;; esac
     done
     echo
     echo "Hostile captures (smtpcap -r F --json; limit: peak RSS <= $max MiB, or the --max-memory given; exit status 0 or 1):"

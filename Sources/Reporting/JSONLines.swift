@@ -203,6 +203,19 @@ public enum JSONLinesReport {
         o.endpoint("client", r.client)
         o.endpoint("server", r.server)
         o.int("ip_version", r.ipVersion)
+        o.string("interface", r.interface)
+        if r.tunnel.isEmpty {
+            o.raw("tunnel", "null")
+        } else {
+            o.rawText("tunnel", JSONObject.array(r.tunnel.map { layer in
+                var x = JSONObject()
+                x.string("type", layer.kind.name)
+                if layer.hasID, let name = layer.kind.idName { x.int(dynamicKey: name, Int(layer.id)) }
+                if let outer = layer.outerText { x.string("outer", outer) }
+                return x.closed
+            }))
+        }
+        if let pause = r.resumedAfterIdleSeconds { o.int("resumed_after_idle", pause) }
         o.timestamp("start", r.start)
         o.timestamp("end", r.end)
         o.int("first_frame", r.firstFrame)
@@ -389,10 +402,18 @@ public enum JSONLinesReport {
             c.int("evicted", capture.reassembly.evicted)
             c.int("evicted_memory", capture.reassembly.evictedForMemory)
             c.int("expired", capture.reassembly.expired)
+            c.int("resumed", capture.reassembly.resumed)
             c.int("held_overflows", capture.reassembly.heldOverflows)
             c.int("stray_packets", capture.reassembly.strayPackets)
             c.int("out_of_window", capture.reassembly.outOfWindow)
             c.int("ip_fragments", capture.fragments)
+            c.int("ip_reassembled", capture.defragment.reassembled)
+            c.int("ip_fragments_left_over", capture.defragment.leftOver)
+            c.int("ip_fragment_conflicts", capture.defragment.conflictingOverlaps)
+            c.int("ip_datagrams_dropped", capture.defragment.dropped)
+            c.int("tunnelled", capture.tunnelled)
+            c.int("tunnels_over_limit", capture.tunnelsOverLimit)
+            c.int("empty_connections", UInt64(capture.emptyConnections))
             c.int("malformed", capture.malformed)
             c.int("not_tcp", capture.notTCP)
             c.int("other_tcp", capture.otherTCP)
@@ -403,43 +424,25 @@ public enum JSONLinesReport {
                 c.int("if_dropped", drops.interfaceDropped)
             }
         }
+        o.rawText("file_frames", JSONObject.array(capture.fileFrames.map { f in
+            var x = JSONObject()
+            x.string("file", f.file)
+            x.int("first_frame", f.firstFrame)
+            x.int("last_frame", f.lastFrame)
+            x.bool("continues_previous", f.continues)
+            return x.closed
+        }))
+        o.rawText("other_traffic", JSONObject.array(capture.otherTraffic.top(10).map { t in
+            var x = JSONObject()
+            x.string("what", t.what.kindName)
+            x.int("value", UInt64(t.what.value))
+            x.int("packets", t.packets)
+            x.string("description", t.what.description)
+            x.string("hint", t.what.hint)
+            return x.closed
+        }))
+        o.string("not_smtp", CaptureExplanation.notSMTP(capture, sessions: s.sessions))
         return o.closed
     }
 }
 
-/// Capture-level facts for the summary, filled by the engine.
-public struct CaptureFacts: Sendable {
-    public struct Drops: Sendable {
-        public var received: UInt64
-        public var dropped: UInt64
-        public var interfaceDropped: UInt64
-        public init(received: UInt64, dropped: UInt64, interfaceDropped: UInt64) {
-            self.received = received
-            self.dropped = dropped
-            self.interfaceDropped = interfaceDropped
-        }
-    }
-    public var files: [String] = []
-    public var packets: UInt64 = 0
-    public var fragments: UInt64 = 0
-    public var malformed: UInt64 = 0
-    public var notTCP: UInt64 = 0
-    /// TCP packets on other ports (skipped by the default port filter).
-    public var otherTCP: UInt64 = 0
-    public var truncatedFile = false
-    public var reassembly = ReassemblyStats()
-    public var drops: Drops?
-    public init() {}
-
-    /// Adds the facts of another file's analysis.
-    public mutating func merge(_ other: CaptureFacts) {
-        files += other.files
-        packets += other.packets
-        fragments += other.fragments
-        malformed += other.malformed
-        notTCP += other.notTCP
-        otherTCP += other.otherTCP
-        truncatedFile = truncatedFile || other.truncatedFile
-        reassembly.add(other.reassembly)
-    }
-}

@@ -99,6 +99,15 @@ public struct TextReport {
         }
         w.add("\n  capture   frame ")
         w.int(r.firstFrame)
+        if let name = r.interface {
+            w.add(" on ")
+            w.wire(name)
+        }
+        if let pause = r.resumedAfterIdleSeconds {
+            w.add(", resumed after ")
+            w.int(pause)
+            w.add(" s idle")
+        }
         w.add(", ")
         w.int(r.clientStats.bytes)
         w.add("/")
@@ -115,6 +124,11 @@ public struct TextReport {
             w.text(reason.rawValue)
         }
         w.add("\n")
+        if !r.tunnel.isEmpty {
+            w.add("  tunnel    ")
+            w.text(r.tunnel.map(\.description).joined(separator: " / "))
+            w.add("\n")
+        }
         if let banner = r.banner {
             w.add("  banner    ")
             if let code = r.bannerCode { w.int(code) }
@@ -305,9 +319,16 @@ public struct TextReport {
         w.add("\n  packets   ")
         w.int(capture.packets)
         w.add(" in ")
+        let chained = capture.fileFrames.contains { $0.continues }
         for (i, file) in capture.files.enumerated() {
             if i > 0 { w.add(", ") }
             w.wire(file)
+            // Files read as one capture: where each one's frames fall in its numbering.
+            if chained, i < capture.fileFrames.count {
+                let f = capture.fileFrames[i]
+                w.text(f.lastFrame >= f.firstFrame ? " (frames \(f.firstFrame)-\(f.lastFrame)" : " (no frames")
+                w.add(f.continues ? ", continues the file before)" : ")")
+            }
         }
         let v = s.verdicts
         w.add("\n  sessions  ")
@@ -358,6 +379,13 @@ public struct TextReport {
             w.wire(i.server)
             w.text(": STARTTLS offered over \(fam(i.offeredFamilies)) (sessions \(i.offeredIn.map(String.init).joined(separator: ","))) but missing over \(fam(i.missingFamilies)) (sessions \(i.missingIn.map(String.init).joined(separator: ","))): the path, not the server, removes it\n")
         }
+        if let seen = CaptureExplanation.notSMTP(capture, sessions: s.sessions) {
+            w.add("  ")
+            w.paint("1") { $0.add("not SMTP") }
+            w.add("  ")
+            w.text(seen)
+            w.add("\n")
+        }
         let notes = Self.captureNotes(capture)
         if !notes.isEmpty {
             w.add("  capture   ")
@@ -373,9 +401,21 @@ public struct TextReport {
         if r.evicted > 0 { notes.append("\(r.evicted) connection(s) evicted (table full)") }
         if r.evictedForMemory > 0 { notes.append("\(r.evictedForMemory) connection(s) evicted (buffers over the memory budget)") }
         if r.expired > 0 { notes.append("\(r.expired) idle connection(s) expired") }
+        if r.resumed > 0 { notes.append("\(r.resumed) connection(s) resumed after an idle pause") }
         if r.heldOverflows > 0 { notes.append("\(r.heldOverflows) out-of-order buffer overflow(s)") }
         if r.outOfWindow > 0 { notes.append("\(r.outOfWindow) segment(s) far out of window dropped") }
-        if capture.fragments > 0 { notes.append("\(capture.fragments) IP fragment(s) not reassembled") }
+        let d = capture.defragment
+        if d.fragments > 0 {
+            var parts = ["\(d.reassembled) datagram(s) reassembled"]
+            if d.leftOver > 0 { parts.append("\(d.leftOver) never completed") }
+            if d.conflictingOverlaps > 0 { parts.append("\(d.conflictingOverlaps) overlap(s) with other bytes (first copy kept)") }
+            if d.dropped > 0 { parts.append("\(d.dropped) datagram(s) dropped (caps or snap length)") }
+            notes.append("\(d.fragments) IP fragment(s): " + parts.joined(separator: ", "))
+        }
+        if capture.tunnelled > 0 { notes.append("\(capture.tunnelled) packet(s) decoded inside tunnels") }
+        if capture.tunnelsOverLimit > 0 {
+            notes.append("\(capture.tunnelsOverLimit) packet(s) in more distinct tunnels than are tracked at once (their sessions are marked too-many-tunnels)")
+        }
         if capture.malformed > 0 { notes.append("\(capture.malformed) malformed packet(s)") }
         if capture.truncatedFile { notes.append("the capture file is truncated") }
         if let d = capture.drops {

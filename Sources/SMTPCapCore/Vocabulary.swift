@@ -66,9 +66,12 @@ public struct ConnectionInfo: Sendable {
     public var handshakeSeen: Bool
     public var firstFrame: UInt64
     public var start: Timestamp
+    /// The flow key's context number (interface and tunnels; 0 for none).
+    public var context: UInt32
 
     public init(id: UInt64, client: Endpoint, server: Endpoint, serverEvidence: ServerEvidence,
-                handshakeSeen: Bool, firstFrame: UInt64, start: Timestamp) {
+                handshakeSeen: Bool, firstFrame: UInt64, start: Timestamp, context: UInt32 = 0) {
+        self.context = context
         self.id = id
         self.client = client
         self.server = server

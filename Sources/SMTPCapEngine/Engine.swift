@@ -41,23 +41,30 @@ public final class Engine {
     public func run() throws(PcapError) -> RunResult {
         if let interface = options.interface {
             try analyzeLive(interface)
-        } else if canAnalyzeInParallel {
-            try analyzeFilesInParallel()
         } else {
-            var opened = 0
-            var lastError: PcapError?
-            for path in options.files {
-                if stopRequested.load(ordering: .relaxed) { break }
-                if let error = try analyzeFile(path, label: options.files.count > 1 ? path : nil) {
-                    lastError = error
-                    // With several files, say which failed and go on; with one, the error is the run's.
-                    if options.files.count > 1 { warn(error.message) }
-                } else {
-                    opened += 1
+            // Files that continue each other (rotation) are one capture, in time order.
+            let units = options.files.count > 1
+                ? FilePlan.units(options.files, reader: options.fileReader)
+                : [options.files]
+            let labelled = units.count > 1
+            if canAnalyzeInParallel && units.count > 1 {
+                try analyzeUnitsInParallel(units, labelled: labelled)
+            } else {
+                var opened = 0
+                var lastError: PcapError?
+                for unit in units {
+                    if stopRequested.load(ordering: .relaxed) { break }
+                    if let error = try analyzeUnit(unit, label: labelled ? unit[0] : nil) {
+                        lastError = error
+                        // With several files, say which failed and go on; with one, the error is the run's.
+                        if options.files.count > 1 { warn(error.message) }
+                    } else {
+                        opened += 1
+                    }
                 }
-            }
-            if opened == 0, let lastError {
-                throw PcapError(lastError.kind, lastError.message)
+                if opened == 0, let lastError {
+                    throw PcapError(lastError.kind, lastError.message)
+                }
             }
         }
         printer.writeSummary(capture)
@@ -76,7 +83,10 @@ public final class Engine {
         capture.files = ["live:\(interface)"]
         output.autoFlush = true
         errors.write("smtpcap: listening on \(interface), link-type \(source.datalinkName), snapshot length \(options.snapLength) bytes\n")
-        try analyze(source, name: interface, fileLabel: nil)
+        guard LinkType(dlt: source.datalink) != nil else { throw Engine.unsupportedLinkType(interface, source) }
+        var run = makeRun(linkType: source.datalink)
+        analyze(source, name: interface, fileLabel: nil, run: &run)
+        finish(&run, fileLabel: nil)
         if let s = source.statistics() {
             capture.drops = .init(received: s.received, dropped: s.dropped, interfaceDropped: s.interfaceDropped)
             if s.dropped > 0 || s.interfaceDropped > 0 {
@@ -85,25 +95,53 @@ public final class Engine {
         }
     }
 
-    /// Opens and analyzes one file. Returns the error when it cannot be opened; throws only
-    /// for a bad filter expression (no file could be analyzed with it).
-    func analyzeFile(_ path: String, label: String?) throws(PcapError) -> PcapError? {
-        let source: PcapSource
-        do {
-            source = try PcapSource.openOffline(path, reader: options.fileReader)
-            // Files: the default port filter runs after decoding (faster than interpreted
-            // BPF, and it sees through VLAN tags); an expression is BPF.
-            if let filter = options.filter { try source.setFilter(filter) }
-            if let write = options.writeFile { try source.openDump(write) }
-        } catch {
-            if error.kind == .badFilter { throw error }
-            return error
+    /// Opens one file for reading, with the filter and the dump file.
+    func open(_ path: String) throws(PcapError) -> PcapSource {
+        let source = try PcapSource.openOffline(path, reader: options.fileReader)
+        // Files: the default port filter runs after decoding (faster than interpreted BPF,
+        // and it sees through VLAN tags and tunnels); an expression is BPF.
+        if let filter = options.filter { try source.setFilter(filter) }
+        if let write = options.writeFile { try source.openDump(write) }
+        return source
+    }
+
+    /// Analyzes files that continue each other as one capture (one file, as a rule). Returns
+    /// the error when none could be opened; throws only for a bad filter expression.
+    func analyzeUnit(_ paths: [String], label: String?) throws(PcapError) -> PcapError? {
+        var run: CaptureRun?
+        var lastError: PcapError?
+        printer.startFile()
+        for path in paths {
+            if stopRequested.load(ordering: .relaxed) || run?.stopped == true { break }
+            let source: PcapSource
+            do {
+                source = try open(path)
+            } catch {
+                if error.kind == .badFilter { throw error }
+                if paths.count > 1 { warn(error.message) }
+                lastError = error
+                continue
+            }
+            // A pcapng file may hold interfaces of other link types; its packets say which.
+            guard LinkType(dlt: source.datalink) != nil || source.interfaceCount > 1 else {
+                lastError = Engine.unsupportedLinkType(path, source)
+                if paths.count > 1 { warn(lastError!.message) }
+                continue
+            }
+            let continues = run != nil
+            if continues {
+                capture.continuedAcrossFiles += 1
+            } else {
+                run = makeRun(linkType: source.datalink)
+            }
+            let name = path == "-" ? "<stdin>" : path
+            capture.files.append(name)
+            let firstFrame = run!.frame + 1
+            analyze(source, name: path, fileLabel: label, run: &run!)
+            capture.fileFrames.append(FileFrames(file: name, firstFrame: firstFrame, lastFrame: run!.frame, continues: continues))
         }
-        guard LinkType(dlt: source.datalink) != nil else {
-            return Engine.unsupportedLinkType(path, source)
-        }
-        capture.files.append(path == "-" ? "<stdin>" : path)
-        try analyze(source, name: path, fileLabel: label)
+        guard var finished = run else { return lastError ?? PcapError(.unreadable, "nothing to read") }
+        finish(&finished, fileLabel: label)
         return nil
     }
 
@@ -111,34 +149,80 @@ public final class Engine {
         PcapError(.other, "\(name): link type \(source.datalinkName) is not supported (Ethernet, Linux cooked, loopback and raw IP are)")
     }
 
-    /// The kernel filter for live capture: the ports, also inside one 802.1Q tag on Ethernet.
+    /// The kernel filter for live capture: the ports, and what may carry them: the tunnels
+    /// smtpcap decodes, IP fragments, MPLS and PPPoE sessions (these two whole: libpcap's
+    /// `mpls` and `pppoes` keywords move the offsets of every test after them), and the ports
+    /// under VLAN tags (last, for the same reason). Tunnelled traffic on other ports is dropped
+    /// after decoding.
     func liveFilter(ethernet: Bool) -> String {
         let ports = "tcp and (" + options.ports.map { "port \($0)" }.joined(separator: " or ") + ")"
-        return ethernet ? "(\(ports)) or (vlan and \(ports))" : ports
+        let carriers = "udp port 4789 or udp port 8472 or udp port 6081 or ip proto 47 or ip proto 4 or ip proto 41"
+            + " or ip6 proto 47 or ip6 proto 4 or ip6 proto 41 or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)"
+        guard ethernet else { return "(\(ports)) or \(carriers)" }
+        return "(\(ports)) or \(carriers) or ether proto 0x8847 or ether proto 0x8864 or (vlan and (\(ports)))"
     }
 
-    /// The packet loop: each frame decoded, filtered by port, and handed to the flow table;
-    /// finished sessions go to the printer as they end.
-    func analyze(_ source: PcapSource, name: String, fileLabel: String?) throws(PcapError) {
-        guard let link = LinkType(dlt: source.datalink) else {
-            throw Engine.unsupportedLinkType(name, source)
-        }
-        var pipeline = PacketPipeline(
-            decoder: PacketDecoder(linkType: link), filterPorts: options.filter == nil && !source.isLive,
-            ports: PortSet(options.ports),
-            table: FlowTable(factory: SessionFactory(options: sessionOptions), limits: options.limits,
-                             serverPorts: Set(options.ports)))
+    /// The state of one capture being analyzed: its pipeline (flow table, reassembly) and
+    /// its frame count, carried from file to file when files continue each other.
+    struct CaptureRun {
+        /// Taken out for the packet loop (a local is faster there than a field reached
+        /// through a reference), put back after it.
+        var pipeline: PacketPipeline?
+        var frame: UInt64 = 0
+        var firstSeconds: Int64?
+        /// A limit (packets, sessions, duration) ended the run.
+        var stopped = false
+    }
+
+    func makeRun(linkType: Int32) -> CaptureRun {
+        let contexts = FlowContexts(limit: max(256, options.limits.maxConnections / 4))
+        return CaptureRun(pipeline: PacketPipeline(
+            linkType: linkType, filterPorts: options.filter == nil, ports: PortSet(options.ports),
+            table: FlowTable(factory: SessionFactory(options: sessionOptions, contexts: contexts), limits: options.limits,
+                             serverPorts: Set(options.ports)),
+            defragment: options.defragment, contexts: contexts))
+    }
+
+    /// Ends every connection still open and books the capture's facts.
+    func finish(_ run: inout CaptureRun, fileLabel: String?) {
+        guard var pipeline = run.pipeline.take() else { return }
+        pipeline.table.finishAll()
+        deliverFinished(&pipeline.table, file: fileLabel)
+        capture.reassembly.add(pipeline.table.stats)
+        capture.defragment.add(pipeline.finish())
+        capture.emptyConnections += pipeline.table.factory.emptyConnections
+        capture.tunnelsOverLimit += pipeline.contexts.overflowed
+        capture.add(pipeline.counts)
+        printer.flush(all: true, file: fileLabel)
+    }
+
+    /// The packet loop over one source: each frame decoded, filtered by port, and handed to
+    /// the flow table; finished sessions go to the printer as they end.
+    func analyze(_ source: PcapSource, name: String, fileLabel: String?, run: inout CaptureRun) {
         let wallStart = System.monotonicSeconds()
         var progress = ProgressLine(enabled: options.progress && source.fileSize != nil, last: wallStart)
-        var frame: UInt64 = 0
         // Counted here and added to the run's facts after the loop (all files count toward
         // the packet limit).
         var packets = capture.packets
-        var firstSeconds: Int64?
-        printer.startFile()
+        var frame = run.frame
+        guard var pipeline = run.pipeline.take() else { return }
+        // Sessions name their interface when the file gives names (pcapng; looked up as each
+        // session ends, since a file may name its interfaces only as it goes).
+        if !source.isLive {
+            pipeline.contexts.interfaceName = { [source] in source.interfaceName($0) }
+        }
         defer {
+            run.pipeline = pipeline
             capture.packets = packets
-            capture.add(pipeline.counts)
+            run.frame = frame
+            source.flushDump()
+            progress.clear(errors)
+            if source.dumpSkipped > 0, let path = options.writeFile {
+                warn("\(name): \(source.dumpSkipped) packet(s) of interfaces of another link type were not written to \(path) (a pcap file holds one link type)")
+            }
+            if source.unfilterable > 0 {
+                warn("\(name): \(source.unfilterable) packet(s) dropped: the filter expression cannot be compiled for their interface's link type")
+            }
         }
         packetLoop: while !stopRequested.load(ordering: .relaxed) {
             switch source.next() {
@@ -146,12 +230,16 @@ public final class Engine {
                 frame += 1
                 packets += 1
                 let meta = ChunkMeta(frame: frame, timestamp: Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds))
-                packet.withBytes { pipeline.handle($0, meta: meta) }
-                if deliverFinished(&pipeline.table, file: fileLabel) && printer.limitReached { break packetLoop }
-                if let limit = options.packetLimit, packets >= limit { break packetLoop }
+                if packet.interface == 0 && packet.linkType == pipeline.decoderLinkType {
+                    packet.withBytes { pipeline.handle($0, meta: meta) }
+                } else {
+                    packet.withBytes { pipeline.handle($0, meta: meta, linkType: packet.linkType, interface: packet.interface) }
+                }
+                if deliverFinished(&pipeline.table, file: fileLabel) && printer.limitReached { run.stopped = true; break packetLoop }
+                if let limit = options.packetLimit, packets >= limit { run.stopped = true; break packetLoop }
                 if let duration = options.durationSeconds, !source.isLive {
-                    if firstSeconds == nil { firstSeconds = packet.seconds }
-                    if Double(packet.seconds - firstSeconds!) >= duration { break packetLoop }
+                    if run.firstSeconds == nil { run.firstSeconds = packet.seconds }
+                    if Double(packet.seconds - run.firstSeconds!) >= duration { run.stopped = true; break packetLoop }
                 }
                 if frame & 0xffff == 0 {
                     if source.isLive { source.flushDump() }
@@ -175,12 +263,6 @@ public final class Engine {
             }
             if source.isLive, let duration = options.durationSeconds, System.monotonicSeconds() - wallStart >= duration { break }
         }
-        progress.clear(errors)
-        pipeline.table.finishAll()
-        deliverFinished(&pipeline.table, file: fileLabel)
-        capture.reassembly.add(pipeline.table.stats)
-        source.flushDump()
-        printer.flush(all: true, file: fileLabel)
     }
 
     /// Prints the sessions that ended; says whether there were any.

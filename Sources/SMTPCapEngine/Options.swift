@@ -1,3 +1,4 @@
+import PacketDecoding
 import PcapSource
 import TCPReassembly
 
@@ -22,6 +23,8 @@ public struct EngineOptions: Sendable {
     public var color = false
     public var progress = false
     public var limits = ReassemblyLimits()
+    /// IP fragment reassembly's caps, part of the memory budget.
+    public var defragment = DefragmentLimits.forMemory(mebibytes: 256)
     public var idleTimeoutSeconds: Int64 {
         get { limits.idleTimeoutSeconds }
         set { limits.idleTimeoutSeconds = newValue }
@@ -41,6 +44,7 @@ public struct EngineOptions: Sendable {
             let idle = limits.idleTimeoutSeconds
             limits = ReassemblyLimits.forMemory(mebibytes: memoryBudgetMiB)
             limits.idleTimeoutSeconds = idle
+            defragment = DefragmentLimits.forMemory(mebibytes: memoryBudgetMiB)
         }
     }
     public var implicitTLSPorts: Set<UInt16> = [465]

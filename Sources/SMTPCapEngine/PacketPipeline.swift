@@ -4,37 +4,220 @@ import Reporting
 import SMTPCapCore
 import TCPReassembly
 
-/// One frame's way into the flow table: decoded, counted, filtered by port.
+/// One frame's way into the flow table: decoded (through tunnels, with IP fragments
+/// reassembled), counted, filtered by port, and keyed by the context it was seen in.
 struct PacketPipeline {
-    let decoder: PacketDecoder
-    /// Files: the default port filter runs here, after decoding.
+    var decoder: PacketDecoder
+    /// The link type `decoder` reads (pcapng files can change it from packet to packet).
+    var decoderLinkType: Int32
+    /// The default port filter runs here, after decoding (inside tunnels); live, the kernel's
+    /// filter has already dropped most of what it drops.
     let filterPorts: Bool
     let ports: PortSet
     var table: FlowTable<SessionFactory>
+    var defragmenter: Defragmenter
+    let contexts: FlowContexts
+    var tunnel = TunnelStack()
     var counts = PacketCounts()
 
+    init(linkType: Int32, filterPorts: Bool, ports: PortSet, table: FlowTable<SessionFactory>,
+         defragment: DefragmentLimits, contexts: FlowContexts) {
+        decoder = PacketDecoder(linkType: LinkType(dlt: linkType) ?? .ethernet)
+        decoderLinkType = linkType
+        self.filterPorts = filterPorts
+        self.ports = ports
+        self.table = table
+        defragmenter = Defragmenter(limits: defragment)
+        self.contexts = contexts
+    }
+
+    /// A frame of the link type the pipeline was made for, seen on the file's interface 0.
     @inline(__always)
     mutating func handle(_ bytes: Span<UInt8>, meta: ChunkMeta) {
-        switch decoder.decode(bytes) {
+        tunnel.removeAll()
+        switch decoder.decode(bytes, tunnel: &tunnel) {
         case .tcp(let segment):
-            if filterPorts && !ports.contains(segment.source.port) && !ports.contains(segment.destination.port) {
-                counts.otherTCP += 1
-            } else {
-                table.process(segment, frame: bytes, meta: meta)
-            }
-        case .notTCP: counts.notTCP += 1
-        case .fragment: counts.fragments += 1
-        case .malformed: counts.malformed += 1
+            // Read in place (a copy of the segment costs more than the rest of this switch).
+            if tunnel.isEmpty { return deliver(segment, frame: bytes, meta: meta) }
+            var inside = segment
+            counts.tunnelled += 1
+            inside.context = contextNumber(interface: 0)
+            deliver(inside, frame: bytes, meta: meta)
+        case .other(let what): counts.notTCP(what)
+        case .fragment(let fragment): reassemble(fragment, frame: bytes, meta: meta, interface: 0)
+        case .malformed(let error): counts.malformed(error)
         }
+    }
+
+    /// A frame of any link type on any interface (pcapng).
+    mutating func handle(_ bytes: Span<UInt8>, meta: ChunkMeta, linkType: Int32, interface: Int32) {
+        if linkType != decoderLinkType {
+            guard let link = LinkType(dlt: linkType) else {
+                counts.notTCP(OtherTraffic(.linkType, UInt32(bitPattern: linkType)))
+                return
+            }
+            decoder = PacketDecoder(linkType: link)
+            decoderLinkType = linkType
+        }
+        if interface == 0 { return handle(bytes, meta: meta) }
+        tunnel.removeAll()
+        switch decoder.decode(bytes, tunnel: &tunnel) {
+        case .tcp(var segment):
+            if !tunnel.isEmpty { counts.tunnelled += 1 }
+            segment.context = contextNumber(interface: interface)
+            deliver(segment, frame: bytes, meta: meta)
+        case .other(let what): counts.notTCP(what)
+        case .fragment(let fragment): reassemble(fragment, frame: bytes, meta: meta, interface: interface)
+        case .malformed(let error): counts.malformed(error)
+        }
+    }
+
+    /// The context number of the packet just decoded (its tunnels are in `tunnel`).
+    @inline(never)
+    mutating func contextNumber(interface: Int32) -> UInt32 {
+        if contexts.needsSweep { contexts.sweep(keeping: table.openContexts) }
+        return contexts.number(interface: interface, tunnel: tunnel)
+    }
+
+    @inline(__always)
+    mutating func deliver(_ segment: TCPSegment, frame: Span<UInt8>, meta: ChunkMeta) {
+        if filterPorts && !ports.contains(segment.source.port) && !ports.contains(segment.destination.port) {
+            counts.otherTCP += 1
+            counts.other.add(OtherTraffic(.tcp, UInt32(min(segment.source.port, segment.destination.port))))
+        } else {
+            table.process(segment, frame: frame, meta: meta)
+        }
+    }
+
+    /// A fragment: held until its datagram is whole, which is then decoded inside the same
+    /// tunnels. A datagram may hold a tunnel whose inner packet is a fragment again: the depth
+    /// is bounded by the tunnel stack, which each such level grows.
+    mutating func reassemble(_ fragment: IPFragment, frame: Span<UInt8>, meta: ChunkMeta, interface: Int32) {
+        counts.fragments += 1
+        guard let datagram = defragmenter.add(fragment, frame: frame, tunnel: tunnel, time: meta.timestamp) else { return }
+        let outer = tunnel
+        let span = datagram.span
+        switch decoder.decodeDatagram(span, tunnel: &tunnel) {
+        case .tcp(var segment):
+            if !tunnel.isEmpty { counts.tunnelled += 1 }
+            if !tunnel.isEmpty || interface != 0 {
+                segment.context = contextNumber(interface: interface)
+            }
+            deliver(segment, frame: span, meta: meta)
+        case .other(let what): counts.notTCP(what)
+        case .fragment(let inner):
+            if tunnel.count > outer.count {
+                reassemble(inner, frame: span, meta: meta, interface: interface)
+            } else {
+                counts.malformed(.badIPHeader)  // a rebuilt datagram is never itself a fragment
+            }
+        case .malformed(let error): counts.malformed(error)
+        }
+    }
+
+    /// End of the capture: fragments never completed are counted as such.
+    mutating func finish() -> DefragmentStats {
+        defragmenter.finish()
+        return defragmenter.stats
+    }
+}
+
+/// Numbers the contexts connections are seen in (interface and tunnels), so the flow key
+/// holds one word for them, and keeps each number's description for the session's report.
+/// Shared by the pipeline (which numbers) and the session factory (which describes); one
+/// thread. Numbers are never reused. Descriptions no open connection needs are swept when
+/// their count has grown by a quarter, so a capture of endless distinct tunnels keeps about
+/// as many as there are connections in the table.
+final class FlowContexts {
+    struct Key: Hashable {
+        var interface: Int32
+        var tunnel: TunnelStack
+    }
+
+    private var numbers: [Key: UInt32] = [:]
+    private var described: [UInt32: FlowContext] = [:]
+    private var next: UInt32 = 1
+    /// Contexts held at most (a quarter of the connections tracked: each costs up to 1 KiB);
+    /// past it, new ones share `overflow` until a sweep frees room.
+    let limit: Int
+    /// Packets given the overflow number.
+    private(set) var overflowed: UInt64 = 0
+    /// Sweep when this many are held: a quarter more than the last sweep kept (amortised,
+    /// a sweep costs a few steps per context made).
+    private var sweepAt = 4096
+    /// The interface names of the file being read (pcapng), looked up as sessions end: nil
+    /// when the file names none.
+    var interfaceName: ((Int32) -> String?)?
+
+    /// The number for interface 0 without a tunnel.
+    static let plain: UInt32 = 0
+    /// The number shared by contexts past the limit.
+    static let overflow = UInt32.max
+
+    init(limit: Int) {
+        self.limit = limit
+        sweepAt = min(sweepAt, limit)
+    }
+
+    /// Contexts refused since the table was last swept while full: a full table of live
+    /// contexts is swept again only after a quarter of the limit more, not on every packet.
+    private var refusedSinceSweep = 0
+
+    var needsSweep: Bool {
+        numbers.count >= sweepAt && (numbers.count < limit || refusedSinceSweep >= limit / 4)
+    }
+
+    func number(interface: Int32, tunnel: TunnelStack) -> UInt32 {
+        let key = Key(interface: interface, tunnel: tunnel)
+        if let n = numbers[key] { return n }
+        guard numbers.count < limit else {
+            overflowed += 1
+            refusedSinceSweep += 1
+            return Self.overflow
+        }
+        let n = next
+        next = next == Self.overflow - 1 ? 1 : next + 1
+        described[n] = FlowContext(interface: interface, tunnel: tunnel.layers)
+        numbers[key] = n
+        return n
+    }
+
+    /// Forgets the contexts no open connection is in.
+    func sweep(keeping open: Set<UInt32>) {
+        numbers = numbers.filter { open.contains($0.value) }
+        described = described.filter { open.contains($0.key) }
+        sweepAt = min(limit, numbers.count + max(1024, numbers.count / 4))
+        refusedSinceSweep = 0
+    }
+
+    /// The description of a context number, with the interface's name.
+    func context(_ number: UInt32) -> FlowContext {
+        if number == Self.overflow { return FlowContext(tunnel: [TunnelLayer(kind: .tooMany)]) }
+        var c = described[number] ?? FlowContext()
+        c.interfaceName = interfaceName?(c.interface ?? 0)
+        return c
     }
 }
 
 /// Frames that did not reach the flow table, by why.
 struct PacketCounts {
     var otherTCP: UInt64 = 0
-    var notTCP: UInt64 = 0
     var fragments: UInt64 = 0
     var malformed: UInt64 = 0
+    var tunnelled: UInt64 = 0
+    var malformedReasons: [DecodeError: UInt64] = [:]
+    var notTCP: UInt64 = 0
+    var other = TrafficTally()
+
+    mutating func notTCP(_ what: OtherTraffic) {
+        notTCP += 1
+        other.add(what)
+    }
+
+    mutating func malformed(_ error: DecodeError) {
+        malformed += 1
+        malformedReasons[error, default: 0] += 1
+    }
 }
 
 extension CaptureFacts {
@@ -43,6 +226,9 @@ extension CaptureFacts {
         notTCP += c.notTCP
         fragments += c.fragments
         malformed += c.malformed
+        tunnelled += c.tunnelled
+        for (error, n) in c.malformedReasons { malformedReasons[error.rawValue, default: 0] += n }
+        otherTraffic.merge(c.other)
     }
 }
 

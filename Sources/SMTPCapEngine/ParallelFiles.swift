@@ -1,13 +1,15 @@
 import Dispatch
 import Findings
+import PacketDecoding
 import PcapSource
 import Reporting
 import Synchronization
 import TCPReassembly
 
-/// Several files at once (--jobs): each file is analyzed by its own engine, as sequential runs
-/// do (a file's sessions never continue into the next); reports are printed and tallies
-/// merged in the order the files were given, so the output is the same as with one job.
+/// Several files at once (--jobs): each independent capture (a file, or files that continue
+/// each other) is analyzed by its own engine, as sequential runs do; reports are printed and
+/// tallies merged in the order sequential runs take them, so the output is the same as with
+/// one job.
 extension Engine {
     /// Several files, no limit that depends on what came before (packet, session and time
     /// limits, one -w file, standard input): each file can be analyzed on its own.
@@ -27,8 +29,7 @@ extension Engine {
         var error: PcapError?
     }
 
-    func analyzeFilesInParallel() throws(PcapError) {
-        let files = options.files
+    func analyzeUnitsInParallel(_ files: [[String]], labelled: Bool) throws(PcapError) {
         let workers = min(options.jobs, files.count)
         let perFile = Self.perFileOptions(options, workers: workers)
         // Shared by the workers through a class: the next file to take and the results.
@@ -51,14 +52,14 @@ extension Engine {
                 while !stopRequested.load(ordering: .relaxed) {
                     let i = work.next.wrappingAdd(1, ordering: .relaxed).oldValue
                     guard i < batch.count else { break }
-                    let result = Engine.analyzeAlone(batch[i], options: perFile)
+                    let result = Engine.analyzeAlone(batch[i], label: labelled ? batch[i][0] : nil, options: perFile)
                     work.results.withLock { $0[i] = result }
                 }
             }
             let done = work.results.withLock { $0 }
             for (i, result) in done.enumerated() {
                 guard let result else { continue }  // stopped before this file
-                if let failure = try merge(result, file: batch[i]) {
+                if let failure = try merge(result, unit: batch[i], label: labelled ? batch[i][0] : nil) {
                     if failure.kind == .badFilter { throw failure }
                     lastError = failure
                     warn(failure.message)
@@ -82,16 +83,18 @@ extension Engine {
         single.limits.maxConnections = max(1, options.limits.maxConnections / workers)
         single.limits.maxHeldBytesTotal = options.limits.maxHeldBytesTotal / workers
         single.limits.maxBufferedBytesTotal = options.limits.maxBufferedBytesTotal / workers
+        single.defragment.maxHeldBytes = options.defragment.maxHeldBytes / workers
+        single.defragment.maxDatagrams = max(1, options.defragment.maxDatagrams / workers)
         return single
     }
 
     /// Prints one file's report and warnings and adds its tallies; returns its error.
-    func merge(_ result: FileResult, file: String) throws(PcapError) -> PcapError? {
+    func merge(_ result: FileResult, unit: [String], label: String?) throws(PcapError) -> PcapError? {
         guard result.report >= 0, result.warnings >= 0 else {
             // No temporary file to stage in: analyze this one here, in its turn.
             System.close(result.report)
             System.close(result.warnings)
-            return try analyzeFile(file, label: file)
+            return try analyzeUnit(unit, label: label)
         }
         System.drainTemporary(result.warnings) { errors.write(span: $0) }
         guard result.error == nil else {
@@ -106,7 +109,7 @@ extension Engine {
         return nil
     }
 
-    static func analyzeAlone(_ path: String, options: EngineOptions) -> FileResult {
+    static func analyzeAlone(_ unit: [String], label: String?, options: EngineOptions) -> FileResult {
         let report = System.temporaryFile(), warnings = System.temporaryFile()
         guard report >= 0, warnings >= 0 else {
             return FileResult(report: report, warnings: warnings, summary: CaptureSummary(), capture: CaptureFacts(),
@@ -115,7 +118,7 @@ extension Engine {
         let engine = Engine(options: options, output: ReportOutput(fd: report), errors: ReportOutput(fd: warnings, autoFlush: true))
         var error: PcapError?
         do {
-            error = try engine.analyzeFile(path, label: path)
+            error = try engine.analyzeUnit(unit, label: label)
         } catch let e {
             error = e
         }

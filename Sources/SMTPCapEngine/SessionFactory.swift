@@ -7,6 +7,8 @@ import TCPReassembly
 /// with findings and verdict.
 struct SessionFactory: StreamFactory {
     let options: SessionOptions
+    /// What the flow keys' context numbers stand for (interface, tunnels).
+    let contexts: FlowContexts
     var finishedSessions: [SessionRecord] = []
     var emptyConnections = 0
 
@@ -21,6 +23,11 @@ struct SessionFactory: StreamFactory {
             return
         }
         var record = consumer.finish(client: client, server: server, end: end)
+        if info.context != FlowContexts.plain || contexts.interfaceName != nil {
+            let context = contexts.context(info.context)
+            record.interface = context.interfaceName
+            record.tunnel = context.tunnel
+        }
         SessionFindings.evaluate(&record)
         finishedSessions.append(record)
     }

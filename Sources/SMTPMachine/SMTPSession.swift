@@ -114,6 +114,12 @@ public struct SMTPSession: StreamConsumer {
         }
     }
 
+    /// The connection went on after a pause longer than the idle timeout: the longest such
+    /// pause is reported.
+    public mutating func resumed(afterIdleSeconds seconds: Int64, _ meta: ChunkMeta) {
+        record.resumedAfterIdleSeconds = max(record.resumedAfterIdleSeconds ?? 0, seconds)
+    }
+
     public mutating func closed(_ direction: Direction, _ reason: CloseReason, _ meta: ChunkMeta) {
         buffers.invalidate()
         if meta.timestamp.seconds != 0, record.end < meta.timestamp { record.end = meta.timestamp }

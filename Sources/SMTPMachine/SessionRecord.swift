@@ -113,6 +113,13 @@ public struct SessionRecord: Sendable {
     public var clientStats: DirectionStats
     public var serverStats: DirectionStats
     public var closeReason: CloseReason?
+    /// The capture interface's name, when the file gives one.
+    public var interface: String?
+    /// The tunnels around the connection, outermost first (empty: none).
+    public var tunnel: [TunnelLayer] = []
+    /// The connection went on after a pause longer than the idle timeout (the longest such
+    /// pause, seconds of capture time): kept as one session, not split.
+    public var resumedAfterIdleSeconds: Int64?
 
     public var banner: String?
     public var bannerCode: Int?

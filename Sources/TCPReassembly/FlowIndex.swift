@@ -41,8 +41,12 @@ struct FlowIndex {
         h = Self.mix(h, key.a.address.low)
         h = Self.mix(h, key.b.address.high)
         h = Self.mix(h, key.b.address.low)
-        h = Self.mix(h, UInt64(key.a.port) << 32 | UInt64(key.b.port) << 16
-            | (key.a.address.isIPv6 ? 2 : 0) | (key.b.address.isIPv6 ? 1 : 0))
+        // The context's 32 bits over the 34 the ports and families leave free (its high bits
+        // fold onto theirs: a collision costs a probe, never a wrong match).
+        let context = UInt64(key.context)
+        h = Self.mix(h, (context << 48) ^ ((context >> 16) << 2)
+            ^ (UInt64(key.a.port) << 32 | UInt64(key.b.port) << 16
+            | (key.a.address.isIPv6 ? 2 : 0) | (key.b.address.isIPv6 ? 1 : 0)))
         h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9
         return Int(truncatingIfNeeded: h ^ (h >> 32)) & mask
     }

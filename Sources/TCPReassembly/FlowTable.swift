@@ -146,6 +146,13 @@ struct Flow<Consumer: StreamConsumer> {
     }
 }
 
+/// What a flow-table slot holds (see `FlowTable.state`).
+enum SlotState {
+    static let active: UInt8 = 0
+    static let retired: UInt8 = 1
+    static let dormant: UInt8 = 2
+}
+
 /// Tracks TCP connections, reassembles each direction and hands ordered bytes, gaps and
 /// closes to one consumer per connection, made by the factory.
 public struct FlowTable<Factory: StreamFactory> {
@@ -161,9 +168,13 @@ public struct FlowTable<Factory: StreamFactory> {
     /// Per slot, beside the flows so scans for expiry and eviction read no flow.
     private var lastSeen: [Timestamp] = []
     private var ids: [UInt64] = []
-    /// Per slot: the connection was evicted for memory and reported; its slot stays (without
-    /// buffers) so the rest of its packets are recognized and dropped.
-    private var retired: [Bool] = []
+    /// Per slot, the flow key's context number (read by `openContexts` without a flow copy).
+    private var contexts: [UInt32] = []
+    /// Per slot, one of `SlotState`'s values. Retired: the connection was evicted for memory
+    /// and reported; its slot stays (without buffers) so the rest of its packets are
+    /// recognized and dropped. Dormant: idle past the timeout, kept for one timeout more; a
+    /// packet in that time resumes it (and it is marked resumed), else it is ended as idle.
+    private var state: [UInt8] = []
     private var freeSlots: [Int] = []
     private var index = FlowIndex()
     /// Connections evicted because the table was full, as 64-bit fingerprints of their keys
@@ -191,6 +202,14 @@ public struct FlowTable<Factory: StreamFactory> {
 
     public var openConnections: Int { index.count }
 
+    /// The context numbers of the connections in the table (those whose descriptions must be
+    /// kept).
+    public var openContexts: Set<UInt32> {
+        var set = Set<UInt32>()
+        for slot in ids.indices where ids[slot] != 0 && contexts[slot] != 0 { set.insert(contexts[slot]) }
+        return set
+    }
+
     /// Feeds one decoded segment; `frame` is the captured frame it was decoded from.
     public mutating func process(_ segment: TCPSegment, frame: Span<UInt8>, meta: ChunkMeta) {
         now = meta.timestamp
@@ -198,7 +217,7 @@ public struct FlowTable<Factory: StreamFactory> {
             lastExpiryCheck = meta.timestamp.seconds
             expireIdle(now: meta.timestamp)
         }
-        let (key, _) = FlowKey.canonical(source: segment.source, destination: segment.destination)
+        let (key, _) = FlowKey.canonical(source: segment.source, destination: segment.destination, context: segment.context)
         let payload = frame.extracting(segment.payloadOffset..<(segment.payloadOffset + segment.capturedPayload))
 
         var slot: Int
@@ -206,7 +225,8 @@ public struct FlowTable<Factory: StreamFactory> {
         if let existing = index[key] {
             slot = existing
             let admitted: Flow<Consumer>.Handled
-            if !retired[slot] {
+            if state[slot] != SlotState.retired {
+                if state[slot] == SlotState.dormant { wake(slot: slot, meta: meta) }
                 // The common case: one call admits the packet and handles it.
                 admitted = slots[slot]!.admitAndHandle(segment, payload: payload, meta: meta, limits: limits,
                                                        heldTotalOver: { total + $0 > cap })
@@ -281,7 +301,7 @@ public struct FlowTable<Factory: StreamFactory> {
     /// once per eighth of growth, not per packet).
     private mutating func retireLargest(meta: ChunkMeta) {
         var holders: [(bytes: Int, slot: Int)] = []
-        for slot in buffered.indices where buffered[slot] > 0 && ids[slot] != 0 && !retired[slot] {
+        for slot in buffered.indices where buffered[slot] > 0 && ids[slot] != 0 && state[slot] != SlotState.retired {
             holders.append((buffered[slot], slot))
         }
         holders.sort { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : ids[$0.slot] < ids[$1.slot] }
@@ -320,7 +340,7 @@ public struct FlowTable<Factory: StreamFactory> {
         }
         let info = ConnectionInfo(id: nextID, client: client, server: server, serverEvidence: evidence,
                                   handshakeSeen: syn && !segment.flags.contains(.ack),
-                                  firstFrame: meta.frame, start: meta.timestamp)
+                                  firstFrame: meta.frame, start: meta.timestamp, context: segment.context)
         nextID += 1
         stats.connections += 1
         let flow = Flow(info: info, consumer: factory.makeConsumer(info), lastSeen: meta.timestamp)
@@ -329,14 +349,16 @@ public struct FlowTable<Factory: StreamFactory> {
             slots[free] = consume flow
             lastSeen[free] = meta.timestamp
             ids[free] = info.id
-            retired[free] = false
+            contexts[free] = info.context
+            state[free] = SlotState.active
             buffered[free] = 0
             slot = free
         } else {
             slots.append(consume flow)
             lastSeen.append(meta.timestamp)
             ids.append(info.id)
-            retired.append(false)
+            contexts.append(info.context)
+            state.append(SlotState.active)
             buffered.append(0)
             slot = slots.count - 1
         }
@@ -351,12 +373,12 @@ public struct FlowTable<Factory: StreamFactory> {
         buffered[slot] = 0
         stats.outOfWindow += UInt64(flow.client.stats.outOfWindow + flow.server.stats.outOfWindow)
         flow.finish(reason, meta: meta)
-        let (key, _) = FlowKey.canonical(source: flow.info.client, destination: flow.info.server)
+        let (key, _) = FlowKey.canonical(source: flow.info.client, destination: flow.info.server, context: flow.info.context)
         index.remove(key)
         if rememberEviction { rememberEvicted(key) }
         ids[slot] = 0
         freeSlots.append(slot)
-        if retired[slot] { return }  // reported when it was evicted
+        if state[slot] == SlotState.retired { return }  // reported when it was evicted
         factory.finished(&flow.consumer, info: flow.info, client: flow.client.stats, server: flow.server.stats,
                          end: flow.lastSeen)
     }
@@ -376,7 +398,7 @@ public struct FlowTable<Factory: StreamFactory> {
         flow.server = HalfStream()
         flow.accountedBuffered = 0
         slots[slot] = flow
-        retired[slot] = true
+        state[slot] = SlotState.retired
     }
 
     /// Moves the table's clock without a packet (live capture on a quiet interface): ends the
@@ -390,19 +412,34 @@ public struct FlowTable<Factory: StreamFactory> {
         }
     }
 
-    /// Ends connections idle longer than the timeout.
+    /// Connections idle longer than the timeout go dormant; dormant ones idle for a second
+    /// timeout are ended (a retired one at the first: it has nothing left to resume).
     private mutating func expireIdle(now: Timestamp) {
         let deadline = now.seconds - limits.idleTimeoutSeconds
         var stale: [Int] = []
         for slot in ids.indices where ids[slot] != 0 && lastSeen[slot].seconds < deadline {
-            stale.append(slot)
+            // Checked as packets come: a connection may have been idle for both timeouts by now.
+            if state[slot] == SlotState.retired || lastSeen[slot].seconds < deadline - limits.idleTimeoutSeconds {
+                stale.append(slot)
+            } else {
+                state[slot] = SlotState.dormant
+            }
         }
         guard !stale.isEmpty else { return }
         stale.sort { ids[$0] < ids[$1] }
         for slot in stale {
-            if !retired[slot] { stats.expired += 1 }  // a retired one was counted when evicted
+            if state[slot] != SlotState.retired { stats.expired += 1 }  // a retired one was counted when evicted
             end(slot: slot, reason: .idle, meta: ChunkMeta(frame: 0, timestamp: now))
         }
+    }
+
+    /// A dormant connection's next packet: it goes on, and its consumer is told how long the
+    /// pause was.
+    private mutating func wake(slot: Int, meta: ChunkMeta) {
+        state[slot] = SlotState.active
+        stats.resumed += 1
+        let pause = meta.timestamp.seconds - lastSeen[slot].seconds
+        slots[slot]!.consumer.resumed(afterIdleSeconds: pause, meta)
     }
 
     /// The table is full: end the least recently active eighth of it in one pass, so a flood
@@ -411,14 +448,16 @@ public struct FlowTable<Factory: StreamFactory> {
     private mutating func evictOldest() {
         var candidates: [(retired: Bool, seen: Timestamp, id: UInt64, slot: Int)] = []
         candidates.reserveCapacity(index.count)
-        for slot in ids.indices where ids[slot] != 0 { candidates.append((!retired[slot], lastSeen[slot], ids[slot], slot)) }
+        for slot in ids.indices where ids[slot] != 0 {
+            candidates.append((state[slot] != SlotState.retired, lastSeen[slot], ids[slot], slot))
+        }
         candidates.sort { a, b in
             if a.retired != b.retired { return !a.retired }  // field holds "not retired": retired first
             return a.seen != b.seen ? a.seen < b.seen : a.id < b.id
         }
         let count = max(1, candidates.count / 8)
         for candidate in candidates.prefix(count) {
-            if !retired[candidate.slot] { stats.evicted += 1 }
+            if state[candidate.slot] != SlotState.retired { stats.evicted += 1 }
             end(slot: candidate.slot, reason: .evicted, meta: ChunkMeta(frame: 0, timestamp: now), rememberEviction: true)
         }
     }
@@ -444,7 +483,10 @@ public struct FlowTable<Factory: StreamFactory> {
     public mutating func finishAll(reason: CloseReason = .endOfCapture) {
         let open = ids.indices.filter { ids[$0] != 0 }.sorted { ids[$0] < ids[$1] }
         for slot in open {
-            end(slot: slot, reason: reason, meta: ChunkMeta(frame: 0, timestamp: lastSeen[slot]))
+            // Idle past the timeout when the capture ended: that, not the end, is why it ended.
+            let dormant = state[slot] == SlotState.dormant
+            if dormant { stats.expired += 1 }
+            end(slot: slot, reason: dormant ? .idle : reason, meta: ChunkMeta(frame: 0, timestamp: lastSeen[slot]))
         }
     }
 }

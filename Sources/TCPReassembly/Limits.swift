@@ -10,8 +10,9 @@ public struct ReassemblyLimits: Sendable {
     /// The consumers' buffers (`StreamConsumer.bufferedBytes`) across all connections; past
     /// it, the connections holding the most are evicted until an eighth of it is free.
     public var maxBufferedBytesTotal: Int = 29 << 20
-    /// A connection with no packet for this long (capture time) is ended.
-    public var idleTimeoutSeconds: Int64 = 300
+    /// A connection with no packet for this long (capture time) goes dormant, and is ended
+    /// when it stays so for as long again; a packet in between resumes it.
+    public var idleTimeoutSeconds: Int64 = 660
     /// A segment this far ahead of the next expected byte, which the peer has not
     /// acknowledged, is not held or skipped to: it is dropped as out of window.
     public var maxJumpAhead: Int = 16 << 20
@@ -50,6 +51,8 @@ public struct ReassemblyStats: Sendable, Hashable {
     /// Connections ended because the consumers' buffers together passed their budget. Their
     /// later packets are dropped (counted as stray), not taken for a new connection.
     public var evictedForMemory: UInt64 = 0
+    /// Connections that went on after being idle past the timeout.
+    public var resumed: UInt64 = 0
     public init() {}
 
     public mutating func add(_ o: ReassemblyStats) {
@@ -60,5 +63,6 @@ public struct ReassemblyStats: Sendable, Hashable {
         strayPackets += o.strayPackets
         outOfWindow += o.outOfWindow
         evictedForMemory += o.evictedForMemory
+        resumed += o.resumed
     }
 }

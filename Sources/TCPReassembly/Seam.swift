@@ -11,6 +11,13 @@ public protocol StreamConsumer {
     /// lists), by capacity. The flow table keeps the sum under a budget. `mutating` only so it
     /// is read in place: a large consumer read by value is copied first, on every packet.
     var bufferedBytes: Int { mutating get }
+    /// The connection was idle past the timeout and now goes on (`meta` is the packet that
+    /// resumed it).
+    mutating func resumed(afterIdleSeconds: Int64, _ meta: ChunkMeta)
+}
+
+extension StreamConsumer {
+    public mutating func resumed(afterIdleSeconds: Int64, _ meta: ChunkMeta) {}
 }
 
 /// Makes a consumer for each new connection and takes it back when the connection ends.

@@ -1,6 +1,6 @@
 import Findings
 import PacketDecoding
-import PcapSource
+@_spi(Testing) import PcapSource
 import Reporting
 import SMTPMachine
 import SMTPCapCore
@@ -11,13 +11,16 @@ import Glibc
 #endif
 
 /// One fuzz harness per parser layer. Which one runs is chosen by SMTPCAP_FUZZ_TARGET
-/// (decode, reassembly, smtp, tls, pcap); every input must end without a trap.
+/// (decode, ipframes, reassembly, smtp, tls, pcap, pcapng); every input must end without a
+/// trap.
 enum Harness: String, CaseIterable {
     case decode
+    case ipframes
     case reassembly
     case smtp
     case tls
     case pcap
+    case pcapng
 
     static let selected: Harness = {
         guard let name = getenv("SMTPCAP_FUZZ_TARGET").map({ String(cString: $0) }), let h = Harness(rawValue: name) else {
@@ -29,10 +32,12 @@ enum Harness: String, CaseIterable {
     func run(_ data: UnsafeRawBufferPointer) {
         switch self {
         case .decode: Self.decode(data)
+        case .ipframes: Self.ipframes(data)
         case .reassembly: Self.reassembly(data)
         case .smtp: Self.smtp(data)
         case .tls: Self.tls(data)
         case .pcap: Self.pcap(data)
+        case .pcapng: Self.pcapng(data)
         }
     }
 
@@ -45,6 +50,51 @@ enum Harness: String, CaseIterable {
         if case .tcp(let s) = decoder.decode(frame.assumingMemoryBound(to: UInt8.self).span) {
             precondition(s.payloadOffset + s.capturedPayload <= frame.count)
         }
+    }
+
+    /// Frames, each `[link][length (2 bytes)][frame]`, decoded through their tunnels; IP
+    /// fragments go to a reassembler under small caps (the clock moves with the last byte of
+    /// each frame), and every datagram it rebuilds is decoded in turn.
+    static func ipframes(_ data: UnsafeRawBufferPointer) {
+        let bytes = Array(data)
+        let dlts: [Int32] = [0, 1, 12, 108, 113, 228, 229, 276]
+        var limits = DefragmentLimits()
+        limits.maxDatagrams = 8
+        limits.maxHeldBytes = 16 << 10
+        limits.maxFragmentsPerDatagram = 16
+        limits.timeoutSeconds = 30
+        var defragmenter = Defragmenter(limits: limits)
+        var at = 0
+        var clock: Int64 = 0
+        while at + 3 <= bytes.count {
+            let decoder = PacketDecoder(linkType: LinkType(dlt: dlts[Int(bytes[at]) % dlts.count])!)
+            let n = min(Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]), bytes.count - at - 3)
+            let frame = Array(bytes[(at + 3)..<(at + 3 + n)])
+            at += 3 + n
+            clock += Int64(frame.last ?? 0) & 0x0f
+            var tunnel = TunnelStack()
+            switch decoder.decode(frame.span, tunnel: &tunnel) {
+            case .tcp(let s):
+                precondition(s.payloadOffset + s.capturedPayload <= frame.count)
+            case .fragment(let f):
+                precondition(f.capturedLength >= 0 && f.payloadOffset + f.capturedLength <= frame.count)
+                if let datagram = defragmenter.add(f, frame: frame.span, tunnel: tunnel, time: Timestamp(seconds: clock, nanoseconds: 0)) {
+                    precondition(datagram.count <= 65_535 + 40)
+                    var inner = tunnel
+                    if case .tcp(let s) = decoder.decodeDatagram(datagram.span, tunnel: &inner) {
+                        precondition(s.payloadOffset + s.capturedPayload <= datagram.count)
+                    }
+                    precondition(inner.count >= tunnel.count)
+                }
+            case .other, .malformed:
+                break
+            }
+            precondition(tunnel.count <= TunnelStack.capacity)
+            precondition(defragmenter.pendingDatagrams <= limits.maxDatagrams)
+        }
+        defragmenter.finish()
+        let s = defragmenter.stats
+        precondition(s.usedFragments <= s.fragments)
     }
 
     struct Sink: StreamFactory {
@@ -138,13 +188,57 @@ enum Harness: String, CaseIterable {
         if let base = data.baseAddress { fwrite(base, 1, data.count, f) }
         fclose(f)
         defer { unlink(path) }
-        // The two file readers must agree on every input: same packets, same end.
-        let mapped = readAll(path, .automatic), libpcap = readAll(path, .libpcap)
-        if mapped != libpcap {
-            let i = zip(mapped, libpcap).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(mapped.count, libpcap.count)
-            let show = { (items: [String]) in i < items.count ? String(items[i].prefix(300)) : "nothing" }
-            fatalError("the mapped reader and libpcap disagree at item \(i + 1): \(show(mapped)) against \(show(libpcap))")
+        compareReaders(path)
+        analyze(path)
+    }
+
+    /// The minimal pcapng head put before inputs that do not start with a Section Header
+    /// Block: a little-endian section and one Ethernet interface, so that the fuzzer's bytes
+    /// are the blocks after them.
+    static let pcapngHead: [UInt8] = [
+        0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0,
+        1, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0,
+    ]
+
+    /// smtpcap's pcapng reader against libpcap, then the whole file path as for `pcap`.
+    static func pcapng(_ data: UnsafeRawBufferPointer) {
+        let path = "/tmp/smtpcap-fuzz-\(getpid()).pcapng"
+        guard let f = fopen(path, "wb") else { return }
+        if !data.starts(with: pcapngHead.prefix(4)) { fwrite(pcapngHead, 1, pcapngHead.count, f) }
+        if let base = data.baseAddress { fwrite(base, 1, data.count, f) }
+        fclose(f)
+        defer { unlink(path) }
+        compareReaders(path)
+        analyze(path)
+    }
+
+    /// The file readers must agree on every input libpcap reads: same packets, same end.
+    /// Where the pcapng reader reads on past a block libpcap refuses (an interface of another
+    /// link type or snapshot length, a section of the other byte order), libpcap's packets
+    /// must be its first ones and libpcap must have ended with an error.
+    static func compareReaders(_ path: String) {
+        let (mapped, stop) = readAll(path, .automatic)
+        let libpcap = readAll(path, .libpcap, pure: true).items
+        var ours = mapped
+        if stop != nil {
+            guard let last = libpcap.last, last != "end", ours.count >= libpcap.count else {
+                fatalError("the pcapng reader read on where libpcap did not stop: \(libpcap.last ?? "nothing")")
+            }
+            ours = Array(ours.prefix(libpcap.count - 1)) + [last]
         }
+        if ours != libpcap {
+            let i = zip(ours, libpcap).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(ours.count, libpcap.count)
+            let show = { (items: [String]) in i < items.count ? String(items[i].prefix(300)) : "nothing" }
+            fatalError("the mapped reader and libpcap disagree at item \(i + 1): \(show(ours)) against \(show(libpcap))")
+        }
+        // libpcap read on by the pcapng reader where libpcap stops: what the mapped reader gives.
+        if stop != nil, let last = libpcap.last, last.hasPrefix("an interface has a "), readAll(path, .libpcap).items != mapped {
+            fatalError("libpcap read on by the pcapng reader disagrees with the pcapng reader")
+        }
+    }
+
+    static func analyze(_ path: String) {
         let null = open("/dev/null", O_WRONLY)
         defer { close(null) }
         for json in [false, true] {
@@ -156,17 +250,20 @@ enum Harness: String, CaseIterable {
         }
     }
 
-    /// Every packet (lengths, time stamp, bytes) and then how the file ended, as strings.
-    static func readAll(_ path: String, _ reader: PcapSource.FileReader) -> [String] {
-        guard let source = try? PcapSource.openOffline(path, reader: reader) else { return ["cannot open"] }
+    /// Every packet (lengths, time stamp, bytes) and then how the file ended, as strings;
+    /// and where libpcap would have stopped on a pcapng file the mapped reader reads on.
+    /// `pure`: libpcap alone, without the pcapng reader taking over.
+    static func readAll(_ path: String, _ reader: PcapSource.FileReader, pure: Bool = false) -> (items: [String], stop: Int?) {
+        guard let source = try? PcapSource.openOffline(path, reader: reader) else { return (["cannot open"], nil) }
+        if pure { source.keepToLibpcap() }
         var out: [String] = []
         while true {
             switch source.next() {
             case .packet(let p):
                 out.append("\(p.bytes.count) \(p.wireLength) \(p.seconds).\(p.nanoseconds) \(Array(p.bytes))")
-            case .timeout: return out + ["timeout"]
-            case .end: return out + ["end"]
-            case .error(let message): return out + [message]
+            case .timeout: return (out + ["timeout"], source.libpcapWouldStopAt)
+            case .end: return (out + ["end"], source.libpcapWouldStopAt)
+            case .error(let message): return (out + [message], source.libpcapWouldStopAt)
             }
         }
     }

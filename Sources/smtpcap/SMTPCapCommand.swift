@@ -71,8 +71,10 @@ struct SMTPCapCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Colour: auto, always or never.", valueName: "when"))
     var color: String = "auto"
 
-    @Option(name: .long, help: ArgumentHelp("End connections idle this long (capture time).", valueName: "seconds"))
-    var idleTimeout: Int64 = 300
+    @Option(name: .long, help: ArgumentHelp(
+        "End connections idle this long (capture time). The default, 660, covers RFC 5321's longest wait (10 minutes for a DATA block and its final reply) with a minute to spare.",
+        valueName: "seconds"))
+    var idleTimeout: Int64 = 660
 
     @Option(name: .long, help: ArgumentHelp(
         "Keep peak memory under about this many MiB: sets how many connections are tracked and how many bytes are buffered; what is evicted is counted in the summary.",

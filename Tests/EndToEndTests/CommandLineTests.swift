@@ -119,7 +119,12 @@ struct CommandLineTests {
             #expect(one.stderr.contains("is not supported"))
         }
         let json = try E2E.run(reads + ["--json", "-j", "2"])
-        #expect(json.summary?["files"] as? [String] == inputs.filter { !$0.hasPrefix("/nonexistent") && $0 != wifi.path })
+        // Independent captures are taken in time order (by first packet), whatever the order given.
+        let read = json.summary?["files"] as? [String] ?? []
+        #expect(Set(read) == Set(inputs.filter { !$0.hasPrefix("/nonexistent") && $0 != wifi.path }))
+        let frames = json.summary?["file_frames"] as? [[String: Any]] ?? []
+        #expect(frames.compactMap { $0["file"] as? String } == read)
+        #expect(frames.allSatisfy { $0["continues_previous"] as? Bool == false }, "the corpus files overlap in time: none continues another")
         #expect(json.sessions.count == json.summary?["sessions"] as? Int)
     }
 

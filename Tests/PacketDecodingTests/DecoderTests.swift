@@ -125,7 +125,7 @@ struct DecoderTests {
         }
     }
 
-    @Test func fragmentsAreCountedNotDecoded() {
+    @Test func fragmentsGoToTheReassembler() {
         let decoder = PacketDecoder(linkType: .rawIP)
         let first = Frames.ipv4(Frames.tcp(), fragment: 0x2000)  // MF
         let later = Frames.ipv4(Array(Frames.payload), fragment: 0x0010)
@@ -147,8 +147,8 @@ struct DecoderTests {
         let udp = Frames.ethernet(Frames.ipv4([0, 53, 0, 53, 0, 8, 0, 0], proto: 17))
         let arp = Frames.ethernet([UInt8](repeating: 0, count: 28), type: 0x0806)
         for frame in [udp, arp] {
-            guard case .notTCP = decoder.decode(frame.span) else {
-                Issue.record("expected notTCP")
+            guard case .other = decoder.decode(frame.span) else {
+                Issue.record("expected other traffic")
                 continue
             }
         }

@@ -9,9 +9,11 @@ enum Event: Equatable, CustomStringConvertible {
     case data(Direction, String)
     case gap(Direction, UInt64?)
     case closed(Direction, CloseReason)
+    case resumed(Int64)
 
     var description: String {
         switch self {
+        case .resumed(let seconds): return "resumed(\(seconds))"
         case .data(let d, let s): return "data(\(d == .clientToServer ? "C" : "S"), \(s.debugDescription))"
         case .gap(let d, let n): return "gap(\(d == .clientToServer ? "C" : "S"), \(n.map(String.init) ?? "?"))"
         case .closed(let d, let r): return "closed(\(d == .clientToServer ? "C" : "S"), \(r))"
@@ -32,6 +34,7 @@ struct Recorder: StreamConsumer {
     }
     mutating func gap(_ direction: Direction, lost: UInt64?, _ meta: ChunkMeta) { events.append(.gap(direction, lost)) }
     mutating func closed(_ direction: Direction, _ reason: CloseReason, _ meta: ChunkMeta) { events.append(.closed(direction, reason)) }
+    mutating func resumed(afterIdleSeconds seconds: Int64, _ meta: ChunkMeta) { events.append(.resumed(seconds)) }
     /// The recorder keeps everything it is given: all of it counts against the budget.
     var bufferedBytes: Int {
         events.reduce(0) { total, event in
@@ -200,6 +203,63 @@ struct ReassemblyTests {
         // The old connection expired; the late server segment started a new (mid-stream) one.
         #expect(finished.count == 2)
         #expect(finished[0].events.last == .closed(.serverToClient, .idle))
+    }
+
+    @Test func aPauseShorterThanTwoTimeoutsResumesTheConnection() {
+        // RFC 5321 lets a client pause 10 minutes in DATA: past the idle timeout the connection
+        // goes dormant, and its next segment resumes it, marked, as one connection.
+        var limits = ReassemblyLimits()
+        limits.idleTimeoutSeconds = 60
+        var segments = handshake + [.c(1, "EHLO a\r\n")]
+        var late = Seg.s(1, "220 x\r\n")
+        late.time = 100
+        segments.append(late)
+        let finished = replay(segments, limits: limits)
+        #expect(finished.count == 1)
+        #expect(finished.first?.events == [.data(.clientToServer, "EHLO a\r\n"), .resumed(100), .data(.serverToClient, "220 x\r\n"),
+                                           .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)])
+    }
+
+    @Test func aConnectionStillDormantAtTheEndEndsAsIdle() {
+        var limits = ReassemblyLimits()
+        limits.idleTimeoutSeconds = 60
+        var table = FlowTable(factory: RecordingFactory(), limits: limits, serverPorts: [25])
+        for (i, s) in (handshake + [.c(1, "EHLO a\r\n")]).enumerated() {
+            let payload = Array(s.data.utf8)
+            table.process(TCPSegment(source: s.fromClient ? clientEndpoint : serverEndpoint,
+                                     destination: s.fromClient ? serverEndpoint : clientEndpoint,
+                                     sequence: 1000 &+ s.seq, acknowledgment: 5000 &+ s.ack, flags: s.flags, payloadOffset: 0,
+                                     capturedPayload: payload.count, wirePayload: payload.count),
+                          frame: payload.span, meta: ChunkMeta(frame: UInt64(i + 1), timestamp: Timestamp(seconds: 1000, nanoseconds: 0)))
+        }
+        let stranger = Endpoint(address: IPAddress(ipv4: 0xc633_6499), port: 41_000)
+        table.process(TCPSegment(source: stranger, destination: serverEndpoint, sequence: 1, acknowledgment: 0, flags: [.syn],
+                                 payloadOffset: 0, capturedPayload: 0, wirePayload: 0),
+                      frame: [UInt8]().span, meta: ChunkMeta(frame: 9, timestamp: Timestamp(seconds: 1090, nanoseconds: 0)))
+        table.finishAll()
+        let first = table.factory.finished.first { $0.info.client == clientEndpoint }
+        #expect(first?.events.last == .closed(.serverToClient, .idle))
+        #expect(table.stats.expired == 1)
+    }
+
+    @Test func theSameFourTupleInTwoContextsIsTwoConnections() {
+        // Two tunnels (or interfaces) carrying the same inner addresses and ports.
+        var table = FlowTable(factory: RecordingFactory(), limits: ReassemblyLimits(), serverPorts: [25])
+        for context: UInt32 in [0, 1, 2, 0x1_0000, 0x1_0001] {
+            var syn = TCPSegment(source: clientEndpoint, destination: serverEndpoint, sequence: 1, acknowledgment: 0, flags: [.syn],
+                                 payloadOffset: 0, capturedPayload: 0, wirePayload: 0)
+            syn.context = context
+            table.process(syn, frame: [UInt8]().span, meta: ChunkMeta(frame: 1, timestamp: Timestamp(seconds: 1000, nanoseconds: 0)))
+            let payload = Array("EHLO a\r\n".utf8)
+            var data = TCPSegment(source: clientEndpoint, destination: serverEndpoint, sequence: 2, acknowledgment: 0, flags: [.ack, .psh],
+                                  payloadOffset: 0, capturedPayload: payload.count, wirePayload: payload.count)
+            data.context = context
+            table.process(data, frame: payload.span, meta: ChunkMeta(frame: 2, timestamp: Timestamp(seconds: 1000, nanoseconds: 0)))
+        }
+        #expect(table.openConnections == 5)
+        table.finishAll()
+        #expect(Set(table.factory.finished.map(\.info.context)) == [0, 1, 2, 0x1_0000, 0x1_0001])
+        #expect(table.factory.finished.allSatisfy { $0.events.first == .data(.clientToServer, "EHLO a\r\n") })
     }
 
     @Test func connectionTableIsCapped() {

@@ -1,0 +1,70 @@
+import PcapSource
+import SMTPCapCore
+
+/// How several `-r` files are read. Files that continue each other, as `tcpdump -C` and `-G`
+/// rotation leave them, are one capture: read in time order whatever the command-line order
+/// (a shell glob gives `rot, rot1, rot10, rot2`), their sessions going on from file to file
+/// and their frames numbered as in the `mergecap -a` merge of them. A file continues the one
+/// before when their names differ only in digits (`rot`, `rot1`; `trace-1400.pcap`,
+/// `trace-1500.pcap`: how tcpdump names the files it rotates) and it begins no earlier than
+/// that one ended. Other files (two vantage points, the same file twice, unrelated captures)
+/// are separate captures.
+enum FilePlan {
+    struct Survey {
+        var path: String
+        /// The file's name without its digits: rotated files share it.
+        var stem: String
+        var order: Int
+        var first: Timestamp?
+        var last: Timestamp?
+    }
+
+    /// The captures to analyze, each a list of files in reading order; in time order, with
+    /// the files that cannot be surveyed (unreadable, empty, standard input) first, in
+    /// command-line order, each on its own.
+    static func units(_ paths: [String], reader: PcapSource.FileReader) -> [[String]] {
+        let surveys = paths.enumerated().map { survey($1, order: $0, reader: reader) }.sorted { a, b in
+            switch (a.first, b.first) {
+            case (nil, nil): return a.order < b.order
+            case (nil, _): return true
+            case (_, nil): return false
+            case let (x?, y?): return x != y ? x < y : a.order < b.order
+            }
+        }
+        return chains(surveys)
+    }
+
+    /// Groups surveyed files, in time order: a file whose first packet is not earlier than the
+    /// last packet of the capture so far continues it.
+    static func chains(_ surveys: [Survey]) -> [[String]] {
+        var units: [[String]] = []
+        var lastOfUnit: Timestamp?
+        var stemOfUnit = ""
+        for s in surveys {
+            if let first = s.first, let last = lastOfUnit, let end = s.last, first >= last, s.stem == stemOfUnit {
+                units[units.count - 1].append(s.path)
+                lastOfUnit = end
+            } else {
+                units.append([s.path])
+                lastOfUnit = s.last
+                stemOfUnit = s.stem
+            }
+        }
+        return units
+    }
+
+    /// The time stamps of a file's first and last packets: one pass over its records (in place
+    /// when the file is mapped), nothing decoded.
+    static func survey(_ path: String, order: Int, reader: PcapSource.FileReader) -> Survey {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        var s = Survey(path: path, stem: String(name.filter { !$0.isASCII || !$0.isNumber }), order: order)
+        guard path != "-", let source = try? PcapSource.openOffline(path, reader: reader) else { return s }
+        while true {
+            guard case .packet(let packet) = source.next() else { break }
+            let t = Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds)
+            if s.first == nil { s.first = t }
+            s.last = t
+        }
+        return s
+    }
+}
