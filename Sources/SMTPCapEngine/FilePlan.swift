@@ -17,13 +17,21 @@ enum FilePlan {
         var order: Int
         var first: Timestamp?
         var last: Timestamp?
+        /// Read to its end: `last` is the file's last packet (else only the first was read).
+        var complete = false
     }
 
     /// The captures to analyze, each a list of files in reading order; in time order, with
     /// the files that cannot be surveyed (unreadable, empty, standard input) first, in
     /// command-line order, each on its own.
     static func units(_ paths: [String], reader: PcapSource.FileReader) -> [[String]] {
-        let surveys = paths.enumerated().map { survey($1, order: $0, reader: reader) }.sorted { a, b in
+        // Only files that may be part of a rotation (another file of the same stem) are read
+        // to their end; the others need only their first time stamp, for the order.
+        var namesByStem: [String: Set<String>] = [:]
+        for path in paths { namesByStem[stem(path), default: []].insert(path) }
+        let surveys = paths.enumerated().map { order, path in
+            survey(path, order: order, reader: reader, toTheEnd: namesByStem[stem(path)]!.count > 1)
+        }.sorted { a, b in
             switch (a.first, b.first) {
             case (nil, nil): return a.order < b.order
             case (nil, _): return true
@@ -41,30 +49,38 @@ enum FilePlan {
         var lastOfUnit: Timestamp?
         var stemOfUnit = ""
         for s in surveys {
-            if let first = s.first, let last = lastOfUnit, let end = s.last, first >= last, s.stem == stemOfUnit {
+            if s.complete, let first = s.first, let last = lastOfUnit, let end = s.last, first >= last,
+               s.stem == stemOfUnit, !units[units.count - 1].contains(s.path) {
                 units[units.count - 1].append(s.path)
                 lastOfUnit = end
             } else {
                 units.append([s.path])
-                lastOfUnit = s.last
+                lastOfUnit = s.complete ? s.last : nil
                 stemOfUnit = s.stem
             }
         }
         return units
     }
 
-    /// The time stamps of a file's first and last packets: one pass over its records (in place
-    /// when the file is mapped), nothing decoded.
-    static func survey(_ path: String, order: Int, reader: PcapSource.FileReader) -> Survey {
-        let name = path.split(separator: "/").last.map(String.init) ?? path
-        var s = Survey(path: path, stem: String(name.filter { !$0.isASCII || !$0.isNumber }), order: order)
+    /// The time stamps of a file's first and (`toTheEnd`) last packets: one pass over its
+    /// records (in place when the file is mapped), nothing decoded.
+    static func survey(_ path: String, order: Int, reader: PcapSource.FileReader, toTheEnd: Bool) -> Survey {
+        var s = Survey(path: path, stem: stem(path), order: order)
         guard path != "-", let source = try? PcapSource.openOffline(path, reader: reader) else { return s }
         while true {
             guard case .packet(let packet) = source.next() else { break }
             let t = Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds)
             if s.first == nil { s.first = t }
             s.last = t
+            if !toTheEnd { break }
         }
+        s.complete = toTheEnd
         return s
+    }
+
+    /// The file's name without its digits (`rot1` -> `rot`, `trace-1400.pcap` -> `trace-.pcap`).
+    static func stem(_ path: String) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return String(name.filter { !$0.isASCII || !$0.isNumber })
     }
 }

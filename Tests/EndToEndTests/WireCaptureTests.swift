@@ -54,6 +54,17 @@ struct WireCaptureTests {
         #expect(frames.compactMap { $0["continues_previous"] as? Bool } == [false, false])
         #expect(frames.compactMap { $0["first_frame"] as? Int } == [1, 1])
         #expect(Set(r.sessions.compactMap { $0["file"] as? String }) == [a, b])
+        // One file given twice: two captures of the same packets, never a continuation.
+        let twice = try E2E.run(["-r", a, "-r", a, "--json"])
+        #expect((twice.summary?["file_frames"] as? [[String: Any]] ?? []).compactMap { $0["continues_previous"] as? Bool } == [false, false])
+        #expect(twice.sessions.count == 2)
+        // A rotated file alone, and two rotated files that do not follow each other (rot2
+        // before rot1 is impossible in time; rot and rot2 leave a hole): still one capture
+        // for those that do follow, in time order.
+        let pair = try E2E.run(["-r", Self.rotated[2], "-r", Self.rotated[0], "--json"])
+        #expect((pair.summary?["file_frames"] as? [[String: Any]] ?? []).compactMap { $0["continues_previous"] as? Bool } == [false, true])
+        #expect(pair.sessions.count == 1)
+        #expect((pair.sessions.first?["gaps"] as? Int ?? 0) > 0, "rot1's bytes are missing")
     }
 
     @Test func aPauseInsideDataStaysOneSession() throws {

@@ -47,8 +47,8 @@ class H:
 c = Controller(H(), hostname="198.51.100.25", port=25)
 c.start()
 print("up", flush=True)
-sys.stdin.read()
-' < <(sleep 60) > "$WORK/server.out" 2>&1 &
+time.sleep(120)
+' < /dev/null > "$WORK/server.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q up "$WORK/server.out" 2>/dev/null && break; sleep 0.1; done
 
