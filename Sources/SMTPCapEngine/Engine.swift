@@ -140,7 +140,9 @@ public final class Engine {
             analyze(source, name: path, fileLabel: label, run: &run!)
             capture.fileFrames.append(FileFrames(file: name, firstFrame: firstFrame, lastFrame: run!.frame, continues: continues))
         }
-        guard var finished = run else { return lastError ?? PcapError(.unreadable, "nothing to read") }
+        // Moved out, not copied: a copy would share the flow table, and ending its connections
+        // would copy every array of it.
+        guard var finished = run.take() else { return lastError ?? PcapError(.unreadable, "nothing to read") }
         finish(&finished, fileLabel: label)
         return nil
     }
