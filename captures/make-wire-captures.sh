@@ -57,8 +57,8 @@ P=smtpw-$$
 FROM=bob@example.net
 TO=alice@example.org
 
-log() { printf '[%4ds] %s\n' $(( $(date +%s) - T0 )) "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=tools/proc.sh
+. "$TOOLS/proc.sh"
 
 [ "$(id -u)" = 0 ] || die "must run as root"
 
@@ -94,56 +94,18 @@ PIDS=()          # background processes we started (tcpdump, dumpcap, python)
 NETNS=()         # namespaces we created
 
 cleanup() {
-    local rc=$? d i
+    local rc=$?
     set +e
     trap - EXIT INT TERM
-    for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
-        stop_pid "${PIDS[i]}"
-    done
-    for d in "${NETNS[@]}"; do
-        ip netns del "$d" 2>/dev/null
-    done
-    if [ -n "${KEEP_WORK:-}" ] || [ $rc -ne 0 ]; then
-        log "work dir kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    log "done (exit $rc) after $(( $(date +%s) - T0 ))s"
+    stop_all $rc
     exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-stop_pid() {     # stop_pid PID: TERM, wait up to 5 s, then KILL
-    local pid=$1 n
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    kill -TERM "$pid" 2>/dev/null
-    for n in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-}
 
-forget_pid() {
-    local p keep=()
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 
-spawn() {        # spawn NAME NS CMD... ; sets BGPID
-    local name=$1 ns=$2; shift 2
-    ip netns exec "$ns" "$@" >"$WORK/log/$name.log" 2>&1 &
-    BGPID=$!
-    PIDS+=("$BGPID")
-}
 
-wait_file() {    # wait_file FILE [tries of 0.1s]
-    local n
-    for n in $(seq "${2:-100}"); do [ -s "$1" ] && return 0; sleep 0.1; done
-    die "timeout waiting for $1"
-}
 
 # ---------------------------------------------------------------- capture
 # cap_start NS IFACE FILE FILTER [tcpdump args...] ; sets CAPPID
@@ -160,14 +122,6 @@ cap_start() {
     die "tcpdump did not start: $(cat "$WORK/log/$name.log")"
 }
 
-cap_stop() {     # cap_stop PID : SIGINT, the capture program flushes and exits
-    local pid=$1 n
-    sleep 1
-    kill -INT "$pid" 2>/dev/null
-    for n in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    stop_pid "$pid"
-    forget_pid "$pid"
-}
 
 # ---------------------------------------------------------------- network
 new_ns() {       # new_ns NAME [ipv6] : namespace with lo up, IPv6 off unless asked

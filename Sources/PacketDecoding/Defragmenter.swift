@@ -36,6 +36,9 @@ public struct Defragmenter {
         var identification: UInt32
         var proto: UInt8
         var tunnel: TunnelStack
+        /// The capture interface (pcapng): the same fragments seen on two interfaces are two
+        /// datagrams, one per vantage point.
+        var interface: Int32
     }
 
     struct Datagram {
@@ -76,9 +79,10 @@ public struct Defragmenter {
     /// The largest datagram payload an IP header can describe.
     static let maxPayload = 65_535
 
-    /// Adds one fragment (`frame` is the frame `fragment` was decoded from). Returns the whole
-    /// datagram, header first, when this fragment completed it.
-    public mutating func add(_ fragment: IPFragment, frame: Span<UInt8>, tunnel: TunnelStack,
+    /// Adds one fragment (`frame` is the frame `fragment` was decoded from, inside `tunnel`,
+    /// on `interface`). Returns the whole datagram, header first, when this fragment completed
+    /// it.
+    public mutating func add(_ fragment: IPFragment, frame: Span<UInt8>, tunnel: TunnelStack, interface: Int32 = 0,
                              time: Timestamp) -> [UInt8]? {
         stats.fragments += 1
         if time.seconds != lastExpiry {
@@ -86,7 +90,8 @@ public struct Defragmenter {
             expire(now: time)
         }
         let key = Key(source: fragment.source, destination: fragment.destination,
-                      identification: fragment.identification, proto: fragment.proto, tunnel: tunnel)
+                      identification: fragment.identification, proto: fragment.proto, tunnel: tunnel,
+                      interface: interface)
         let start = fragment.offset
         let end = start + fragment.payloadLength
         // Cut by the snap length, or past what a header can describe: the datagram cannot be

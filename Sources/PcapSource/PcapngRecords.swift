@@ -111,21 +111,11 @@ struct PcapngRecords {
     }
 
     static func map(fd: Int32, length: Int, name: String) -> (start: UnsafeRawPointer, slot: Int32)? {
-        guard let start = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), start != MAP_FAILED else { return nil }
-        smtpcap_install_sigbus_guard()
-        let slot = smtpcap_register_mapping(start, length,
-            "smtpcap: \(name): the file became shorter while it was being read, or could not be read (I/O error)")
-        guard slot >= 0 else {
-            munmap(start, length)
-            return nil
-        }
-        _ = madvise(start, length, MADV_SEQUENTIAL)
-        return (UnsafeRawPointer(start), slot)
+        MappedRecords.map(fd: fd, length: length, name: name)
     }
 
     func unmap() {
-        smtpcap_unregister_mapping(slot)
-        munmap(UnsafeMutableRawPointer(mutating: base), size)
+        MappedRecords.unmap(base, size: size, slot: slot)
     }
 
     /// libpcap's `pcap_ng_check_header`: the first Section Header Block (its length only

@@ -94,7 +94,8 @@ struct PacketPipeline {
     /// is bounded by the tunnel stack, which each such level grows.
     mutating func reassemble(_ fragment: IPFragment, frame: Span<UInt8>, meta: ChunkMeta, interface: Int32) {
         counts.fragments += 1
-        guard let datagram = defragmenter.add(fragment, frame: frame, tunnel: tunnel, time: meta.timestamp) else { return }
+        guard let datagram = defragmenter.add(fragment, frame: frame, tunnel: tunnel, interface: interface,
+                                              time: meta.timestamp) else { return }
         let outer = tunnel
         let span = datagram.span
         switch decoder.decodeDatagram(span, tunnel: &tunnel) {

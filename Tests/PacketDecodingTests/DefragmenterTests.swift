@@ -160,6 +160,22 @@ struct DefragmenterTests {
         #expect(d.pendingDatagrams <= 3)
     }
 
+    @Test func theSameFragmentsOnTwoInterfacesAreTwoDatagrams() {
+        // dumpcap -i eth0 -i any: every fragment twice, once per interface.
+        let frames = Fragments.v4(size: 400)
+        var d = Defragmenter()
+        var made: [Int32] = []
+        let decoder = PacketDecoder(linkType: .rawIP)
+        for frame in frames {
+            for interface: Int32 in [0, 1] {
+                guard case .fragment(let f) = decoder.decode(frame.span) else { continue }
+                if d.add(f, frame: frame.span, tunnel: TunnelStack(), interface: interface, time: Self.t0) != nil { made.append(interface) }
+            }
+        }
+        #expect(made == [0, 1])
+        #expect(d.stats.conflictingOverlaps == 0)
+    }
+
     @Test func aFragmentCutBySnapLengthDropsItsDatagram() {
         var frames = Fragments.v4(size: 400)
         frames[1].removeLast(10)  // the IP length still says 400
