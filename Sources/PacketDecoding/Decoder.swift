@@ -322,6 +322,7 @@ public struct PacketDecoder: Sendable {
     /// The fragment whose IPv4 header is at `offset`, or whose IPv6 fragment header is.
     func fragment(_ frame: Span<UInt8>, header offset: Int, proto: UInt8, payload: Int, payloadLength: Int,
                   source: IPAddress, destination: IPAddress) -> DecodeOutcome {
+        guard payload <= frame.count else { return .malformed(.truncatedIPHeader) }
         let captured = max(0, min(payloadLength, frame.count - payload))
         if source.isIPv6 {
             let field = Self.u16(frame, offset + 2)
@@ -379,7 +380,6 @@ public struct PacketDecoder: Sendable {
         var at = offset + 40
         // Extension headers; at most 16 of them, each checked before it is read.
         var hops = 0
-        var fragmentHeader = -1
         while true {
             switch next {
             case 0, 43, 60, 135, 139, 140:  // hop-by-hop, routing, destination, mobility, HIP, shim6
@@ -390,9 +390,15 @@ public struct PacketDecoder: Sendable {
                 payloadLength -= length
             case 44:  // fragment
                 guard n >= at + 8 else { return .done(.malformed(.truncatedIPHeader)) }
-                // An atomic fragment (offset 0, no M flag) is a whole datagram.
-                if Self.u16(frame, at + 2) & 0xfff9 != 0 { fragmentHeader = at }
                 next = frame[at]
+                // An atomic fragment (offset 0, no M flag) is a whole datagram; a real one ends
+                // the walk: what follows (extension headers included) is the datagram's to
+                // decode once it is whole.
+                if Self.u16(frame, at + 2) & 0xfff9 != 0 {
+                    guard payloadLength >= 8 else { return .done(.malformed(.badIPHeader)) }
+                    return .done(fragment(frame, header: at, proto: next, payload: at + 8, payloadLength: payloadLength - 8,
+                                          source: source, destination: destination))
+                }
                 at += 8
                 payloadLength -= 8
             case 51:  // authentication header: length in 4-byte units, plus 2
@@ -404,9 +410,11 @@ public struct PacketDecoder: Sendable {
             default:
                 guard payloadLength >= 0 else { return .done(.malformed(.badIPHeader)) }
                 return carried(frame, proto: next, at: at, length: payloadLength, source: source,
-                               destination: destination, fragmentHeader: fragmentHeader, tunnel: &tunnel)
+                               destination: destination, fragmentHeader: -1, tunnel: &tunnel)
             }
             guard payloadLength >= 0 else { return .done(.malformed(.badIPHeader)) }
+            // A header that claims more than the frame holds: nothing after it can be read.
+            guard at <= n else { return .done(.malformed(.truncatedIPHeader)) }
             hops += 1
             guard hops <= 16 else { return .done(.malformed(.badIPHeader)) }
         }

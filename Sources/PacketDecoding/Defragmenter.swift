@@ -85,7 +85,8 @@ public struct Defragmenter {
     public mutating func add(_ fragment: IPFragment, frame: Span<UInt8>, tunnel: TunnelStack, interface: Int32 = 0,
                              time: Timestamp) -> [UInt8]? {
         stats.fragments += 1
-        if time.seconds != lastExpiry {
+        // Forward only: capture times that jump back and forth must not rescan every second.
+        if time.seconds > lastExpiry {
             lastExpiry = time.seconds
             expire(now: time)
         }
@@ -97,9 +98,11 @@ public struct Defragmenter {
         // Cut by the snap length, or past what a header can describe: the datagram cannot be
         // rebuilt.
         guard fragment.capturedLength == fragment.payloadLength, end <= Self.maxPayload,
+              fragment.payloadOffset >= 0, fragment.payloadOffset + fragment.capturedLength <= frame.count,
               fragment.payloadLength > 0 || !fragment.more else {
             if let d = pending.removeValue(forKey: key) { held -= d.held }
             stats.dropped += 1
+            compactIfSparse()
             return nil
         }
         if pending[key] == nil {
@@ -121,9 +124,7 @@ public struct Defragmenter {
         guard let datagram = pending[key], datagram.complete else { return nil }
         pending[key] = nil
         held -= datagram.held
-        // Datagrams completed or timed out leave their entries behind: drop them when they
-        // outnumber the datagrams pending four to one.
-        if arrivals.count - arrivalsHead > 4 * pending.count + 64 { compactArrivals() }
+        compactIfSparse()
         stats.reassembled += 1
         stats.usedFragments += UInt64(datagram.fragments)
         return Self.rebuild(key, payload: datagram.data)
@@ -214,6 +215,13 @@ public struct Defragmenter {
             held -= d.held
             stats.dropped += 1
         }
+        compactIfSparse()
+    }
+
+    /// Datagrams completed, dropped or timed out leave their entries in `arrivals` behind:
+    /// they go when they outnumber the datagrams pending four to one (amortised O(1)).
+    mutating func compactIfSparse() {
+        if arrivals.count - arrivalsHead > 4 * pending.count + 64 { compactArrivals() }
     }
 
     /// Over a cap: the oldest eighth of the datagrams goes (at least one), so a flood costs

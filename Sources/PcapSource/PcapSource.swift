@@ -448,4 +448,8 @@ public final class PcapSource {
 
     /// Whether packets come from a memory mapping (false: through libpcap).
     public var readsMapping: Bool { mapped != nil || pcapng != nil }
+
+    /// The file is pcapng (read by smtpcap's reader, or by libpcap that may hand it over): its
+    /// interfaces may have names.
+    public var readsPcapng: Bool { pcapng != nil || pcapngPath != nil }
 }

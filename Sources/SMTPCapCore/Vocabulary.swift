@@ -18,6 +18,20 @@ public struct Timestamp: Sendable, Hashable, Comparable {
 
     public static let zero = Timestamp(seconds: 0, nanoseconds: 0)
 
+    /// A capture's time stamp, its seconds kept within ±2^40 (35,000 years): a pcapng file's
+    /// 64-bit time stamps and offsets can say anything, and differences of them must not
+    /// overflow.
+    @inlinable
+    public init(clamping seconds: Int64, nanoseconds: Int32) {
+        // One unsigned comparison in the common case (this runs once a packet).
+        if UInt64(bitPattern: seconds &+ (1 << 40)) <= 1 << 41 {
+            self.seconds = seconds
+        } else {
+            self.seconds = seconds < 0 ? -(1 << 40) : 1 << 40
+        }
+        self.nanoseconds = nanoseconds
+    }
+
     public static func < (a: Timestamp, b: Timestamp) -> Bool {
         a.seconds != b.seconds ? a.seconds < b.seconds : a.nanoseconds < b.nanoseconds
     }

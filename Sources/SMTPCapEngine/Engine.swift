@@ -44,7 +44,7 @@ public final class Engine {
         } else {
             // Files that continue each other (rotation) are one capture, in time order.
             let units = options.files.count > 1
-                ? FilePlan.units(options.files, reader: options.fileReader)
+                ? FilePlan.units(options.files, reader: options.fileReader, maxGap: options.idleTimeoutSeconds)
                 : [options.files]
             let labelled = units.count > 1
             if canAnalyzeInParallel && units.count > 1 {
@@ -210,9 +210,7 @@ public final class Engine {
         guard var pipeline = run.pipeline.take() else { return }
         // Sessions name their interface when the file gives names (pcapng; looked up as each
         // session ends, since a file may name its interfaces only as it goes).
-        if !source.isLive {
-            pipeline.contexts.interfaceName = { [source] in source.interfaceName($0) }
-        }
+        pipeline.contexts.interfaceName = source.readsPcapng ? { [source] in source.interfaceName($0) } : nil
         defer {
             run.pipeline = pipeline
             capture.packets = packets
@@ -231,7 +229,7 @@ public final class Engine {
             case .packet(let packet):
                 frame += 1
                 packets += 1
-                let meta = ChunkMeta(frame: frame, timestamp: Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds))
+                let meta = ChunkMeta(frame: frame, timestamp: Timestamp(clamping: packet.seconds, nanoseconds: packet.nanoseconds))
                 if packet.interface == 0 && packet.linkType == pipeline.decoderLinkType {
                     packet.withBytes { pipeline.handle($0, meta: meta) }
                 } else {
@@ -240,8 +238,8 @@ public final class Engine {
                 if deliverFinished(&pipeline.table, file: fileLabel) && printer.limitReached { run.stopped = true; break packetLoop }
                 if let limit = options.packetLimit, packets >= limit { run.stopped = true; break packetLoop }
                 if let duration = options.durationSeconds, !source.isLive {
-                    if run.firstSeconds == nil { run.firstSeconds = packet.seconds }
-                    if Double(packet.seconds - run.firstSeconds!) >= duration { run.stopped = true; break packetLoop }
+                    if run.firstSeconds == nil { run.firstSeconds = meta.timestamp.seconds }
+                    if Double(meta.timestamp.seconds - run.firstSeconds!) >= duration { run.stopped = true; break packetLoop }
                 }
                 if frame & 0xffff == 0 {
                     if source.isLive { source.flushDump() }

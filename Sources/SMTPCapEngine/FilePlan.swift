@@ -24,7 +24,7 @@ enum FilePlan {
     /// The captures to analyze, each a list of files in reading order; in time order, with
     /// the files that cannot be surveyed (unreadable, empty, standard input) first, in
     /// command-line order, each on its own.
-    static func units(_ paths: [String], reader: PcapSource.FileReader) -> [[String]] {
+    static func units(_ paths: [String], reader: PcapSource.FileReader, maxGap: Int64) -> [[String]] {
         // Only files that may be part of a rotation (another file of the same stem) are read
         // to their end; the others need only their first time stamp, for the order.
         var namesByStem: [String: Set<String>] = [:]
@@ -39,24 +39,25 @@ enum FilePlan {
             case let (x?, y?): return x != y ? x < y : a.order < b.order
             }
         }
-        return chains(surveys)
+        return chains(surveys, maxGap: maxGap)
     }
 
-    /// Groups surveyed files, in time order: a file whose first packet is not earlier than the
-    /// last packet of the capture so far continues it.
-    static func chains(_ surveys: [Survey]) -> [[String]] {
+    /// Groups surveyed files, in time order: a file continues the open capture of its stem
+    /// when its first packet is not earlier than that capture's last, and not later than
+    /// `maxGap` seconds after it (no connection outlives a longer silence: the idle timeout),
+    /// so rotation sets of two taps (`in`, `out`, `in1`, `out1`) each stay whole, and a file of
+    /// Monday's and one of Tuesday's with similar names stay apart.
+    static func chains(_ surveys: [Survey], maxGap: Int64) -> [[String]] {
         var units: [[String]] = []
-        var lastOfUnit: Timestamp?
-        var stemOfUnit = ""
+        var open: [String: (unit: Int, last: Timestamp)] = [:]
         for s in surveys {
-            if s.complete, let first = s.first, let last = lastOfUnit, let end = s.last, first >= last,
-               s.stem == stemOfUnit, !units[units.count - 1].contains(s.path) {
-                units[units.count - 1].append(s.path)
-                lastOfUnit = end
+            if s.complete, let first = s.first, let end = s.last, let chain = open[s.stem], first >= chain.last,
+               first.seconds - chain.last.seconds <= maxGap, !units[chain.unit].contains(s.path) {
+                units[chain.unit].append(s.path)
+                open[s.stem] = (chain.unit, end)
             } else {
                 units.append([s.path])
-                lastOfUnit = s.complete ? s.last : nil
-                stemOfUnit = s.stem
+                if s.complete, let end = s.last { open[s.stem] = (units.count - 1, end) }
             }
         }
         return units
@@ -69,7 +70,7 @@ enum FilePlan {
         guard path != "-", let source = try? PcapSource.openOffline(path, reader: reader) else { return s }
         while true {
             guard case .packet(let packet) = source.next() else { break }
-            let t = Timestamp(seconds: packet.seconds, nanoseconds: packet.nanoseconds)
+            let t = Timestamp(clamping: packet.seconds, nanoseconds: packet.nanoseconds)
             if s.first == nil { s.first = t }
             s.last = t
             if !toTheEnd { break }

@@ -22,8 +22,10 @@ struct PacketPipeline {
 
     init(linkType: Int32, filterPorts: Bool, ports: PortSet, table: FlowTable<SessionFactory>,
          defragment: DefragmentLimits, contexts: FlowContexts) {
-        decoder = PacketDecoder(linkType: LinkType(dlt: linkType) ?? .ethernet)
-        decoderLinkType = linkType
+        let link = LinkType(dlt: linkType)
+        decoder = PacketDecoder(linkType: link ?? .ethernet)
+        // A link type not decoded: no packet may take the fast path, each is counted.
+        decoderLinkType = link == nil ? -1 : linkType
         self.filterPorts = filterPorts
         self.ports = ports
         self.table = table
@@ -38,11 +40,12 @@ struct PacketPipeline {
         switch decoder.decode(bytes, tunnel: &tunnel) {
         case .tcp(let segment):
             // Read in place (a copy of the segment costs more than the rest of this switch).
-            if tunnel.isEmpty { return deliver(segment, frame: bytes, meta: meta) }
+            guard wanted(segment) else { return skip(segment) }
+            if tunnel.isEmpty { return table.process(segment, frame: bytes, meta: meta) }
             var inside = segment
             counts.tunnelled += 1
             inside.context = contextNumber(interface: 0)
-            deliver(inside, frame: bytes, meta: meta)
+            table.process(inside, frame: bytes, meta: meta)
         case .other(let what): counts.notTCP(what)
         case .fragment(let fragment): reassemble(fragment, frame: bytes, meta: meta, interface: 0)
         case .malformed(let error): counts.malformed(error)
@@ -63,9 +66,10 @@ struct PacketPipeline {
         tunnel.removeAll()
         switch decoder.decode(bytes, tunnel: &tunnel) {
         case .tcp(var segment):
+            guard wanted(segment) else { return skip(segment) }
             if !tunnel.isEmpty { counts.tunnelled += 1 }
             segment.context = contextNumber(interface: interface)
-            deliver(segment, frame: bytes, meta: meta)
+            table.process(segment, frame: bytes, meta: meta)
         case .other(let what): counts.notTCP(what)
         case .fragment(let fragment): reassemble(fragment, frame: bytes, meta: meta, interface: interface)
         case .malformed(let error): counts.malformed(error)
@@ -79,14 +83,17 @@ struct PacketPipeline {
         return contexts.number(interface: interface, tunnel: tunnel)
     }
 
+    /// The default port filter: before a context is numbered, so traffic on other ports in
+    /// tunnels costs no context.
     @inline(__always)
-    mutating func deliver(_ segment: TCPSegment, frame: Span<UInt8>, meta: ChunkMeta) {
-        if filterPorts && !ports.contains(segment.source.port) && !ports.contains(segment.destination.port) {
-            counts.otherTCP += 1
-            counts.other.add(OtherTraffic(.tcp, UInt32(min(segment.source.port, segment.destination.port))))
-        } else {
-            table.process(segment, frame: frame, meta: meta)
-        }
+    func wanted(_ segment: TCPSegment) -> Bool {
+        !filterPorts || ports.contains(segment.source.port) || ports.contains(segment.destination.port)
+    }
+
+    mutating func skip(_ segment: TCPSegment) {
+        counts.otherTCP += 1
+        if counts.tcpPorts.isEmpty { counts.tcpPorts = [UInt64](repeating: 0, count: 1 << 16) }
+        counts.tcpPorts[Int(min(segment.source.port, segment.destination.port))] &+= 1
     }
 
     /// A fragment: held until its datagram is whole, which is then decoded inside the same
@@ -100,11 +107,12 @@ struct PacketPipeline {
         let span = datagram.span
         switch decoder.decodeDatagram(span, tunnel: &tunnel) {
         case .tcp(var segment):
+            guard wanted(segment) else { return skip(segment) }
             if !tunnel.isEmpty { counts.tunnelled += 1 }
             if !tunnel.isEmpty || interface != 0 {
                 segment.context = contextNumber(interface: interface)
             }
-            deliver(segment, frame: span, meta: meta)
+            table.process(segment, frame: span, meta: meta)
         case .other(let what): counts.notTCP(what)
         case .fragment(let inner):
             if tunnel.count > outer.count {
@@ -177,7 +185,8 @@ final class FlowContexts {
             return Self.overflow
         }
         let n = next
-        next = next == Self.overflow - 1 ? 1 : next + 1
+        // After 2^32 numbers, on from 1 past those still held.
+        repeat { next = next == Self.overflow - 1 ? 1 : next + 1 } while described[next] != nil
         described[n] = FlowContext(interface: interface, tunnel: tunnel.layers)
         numbers[key] = n
         return n
@@ -200,24 +209,44 @@ final class FlowContexts {
     }
 }
 
-/// Frames that did not reach the flow table, by why.
+/// Frames that did not reach the flow table, by why. TCP and UDP are counted by port in flat
+/// tables (a mirror port's traffic is mostly not SMTP: no hashing per packet), folded into the
+/// run's tally at its end.
 struct PacketCounts {
     var otherTCP: UInt64 = 0
     var fragments: UInt64 = 0
     var malformed: UInt64 = 0
     var tunnelled: UInt64 = 0
-    var malformedReasons: [DecodeError: UInt64] = [:]
     var notTCP: UInt64 = 0
+    var malformedReasons: [DecodeError: UInt64] = [:]
+    /// Made at the first such packet (a capture of SMTP alone never needs them).
+    var tcpPorts: [UInt64] = []
+    var udpPorts: [UInt64] = []
+    /// The other kinds (IP protocols, EtherTypes, link types), rare enough to hash.
     var other = TrafficTally()
 
+    @inline(__always)
     mutating func notTCP(_ what: OtherTraffic) {
         notTCP += 1
-        other.add(what)
+        if what.kind == .udp {
+            if udpPorts.isEmpty { udpPorts = [UInt64](repeating: 0, count: 1 << 16) }
+            udpPorts[Int(UInt16(truncatingIfNeeded: what.value))] &+= 1
+        } else {
+            other.add(what)
+        }
     }
 
     mutating func malformed(_ error: DecodeError) {
         malformed += 1
         malformedReasons[error, default: 0] += 1
+    }
+
+    /// Everything counted, as one tally.
+    var tally: TrafficTally {
+        var t = other
+        for (port, n) in tcpPorts.enumerated() where n > 0 { t.add(OtherTraffic(.tcp, UInt32(port)), n) }
+        for (port, n) in udpPorts.enumerated() where n > 0 { t.add(OtherTraffic(.udp, UInt32(port)), n) }
+        return t
     }
 }
 
@@ -229,7 +258,7 @@ extension CaptureFacts {
         malformed += c.malformed
         tunnelled += c.tunnelled
         for (error, n) in c.malformedReasons { malformedReasons[error.rawValue, default: 0] += n }
-        otherTraffic.merge(c.other)
+        otherTraffic.merge(c.tally)
     }
 }
 

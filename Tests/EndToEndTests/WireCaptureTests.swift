@@ -67,6 +67,39 @@ struct WireCaptureTests {
         #expect((pair.sessions.first?["gaps"] as? Int ?? 0) > 0, "rot1's bytes are missing")
     }
 
+    /// Copies of the rotated set under other names, shifted in time (editcap -t).
+    static func shiftedCopies(_ names: [String], by seconds: String, in dir: URL) throws -> [String] {
+        try zip(Self.rotated, names).map { source, name in
+            let path = dir.appendingPathComponent(name).path
+            let r = try E2E.runProgram(E2E.which("editcap")!, ["-t", seconds, source, path])
+            #expect(r.status == 0, "\(r.stderr)")
+            return path
+        }
+    }
+
+    @Test(.enabled(if: E2E.which("editcap") != nil, "editcap is not installed"))
+    func twoTapsRotatedSideBySideStayTwoCaptures() throws {
+        // in, out, in1, out1, ... in time order: each rotation set whole, one session each.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("taps-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inside = try Self.shiftedCopies(["in", "in1", "in2"], by: "0", in: dir)
+        let outside = try Self.shiftedCopies(["out", "out1", "out2"], by: "0.001", in: dir)
+        let r = try E2E.run((outside + inside).flatMap { ["-r", $0] } + ["--json"])
+        #expect(r.sessions.count == 2)
+        for s in r.sessions {
+            #expect(((s["messages"] as? [[String: Any]])?.first?["bytes"] as? Int ?? 0) > 2_500_000, "\(s["file"] ?? "")")
+            #expect(s["gaps"] as? Int == 0)
+        }
+        let frames = r.summary?["file_frames"] as? [[String: Any]] ?? []
+        #expect(frames.compactMap { ($0["file"] as? String).map { ($0 as NSString).lastPathComponent } } == ["in", "in1", "in2", "out", "out1", "out2"])
+        #expect(frames.compactMap { $0["continues_previous"] as? Bool } == [false, true, true, false, true, true])
+        // The same names a day apart: nothing continues across the silence.
+        let later = try Self.shiftedCopies(["in3", "in4", "in5"], by: "86400", in: dir)
+        let apart = try E2E.run([inside[0], later[1]].flatMap { ["-r", $0] } + ["--json"])
+        #expect((apart.summary?["file_frames"] as? [[String: Any]] ?? []).compactMap { $0["continues_previous"] as? Bool } == [false, false])
+    }
+
     @Test func aPauseInsideDataStaysOneSession() throws {
         let path = E2E.captures.appendingPathComponent("long-pause-data.pcap").path
         // The default timeout covers RFC 5321's 10 minutes.

@@ -164,6 +164,53 @@ struct TunnelTests {
         }
     }
 
+    @Test func anExtensionHeaderPastTheFrameAfterAFragmentHeaderIsRefused() {
+        // IPv6, a fragment header (offset 8, last) and then a destination-options header whose
+        // length points past the frame: once a trap in the reassembler, reachable inside VXLAN.
+        var frame = Frames.ipv6([60, 0, 0, 8, 0, 0, 0, 1] + [6, 1])
+        frame[6] = 44
+        for f in [frame, Frames.ethernet(Tunnels.outer4(Tunnels.udp(Tunnels.vxlan(Frames.ethernet(frame, type: 0x86dd), vni: 1), dst: 4789), proto: 17))] {
+            for link in [LinkType.rawIP, .ethernet] where (link == .rawIP) == (f.count == frame.count) {
+                var stack = TunnelStack()
+                let outcome = PacketDecoder(linkType: link).decode(f.span, tunnel: &stack)
+                var d = Defragmenter()
+                if case .fragment(let fragment) = outcome {
+                    #expect(fragment.payloadOffset + fragment.capturedLength <= f.count)
+                    _ = d.add(fragment, frame: f.span, tunnel: stack, time: Timestamp(seconds: 1, nanoseconds: 0))
+                }
+            }
+        }
+    }
+
+    @Test func extensionHeadersAfterTheFragmentHeaderAreTheDatagrams() {
+        // A destination-options header after the fragment header belongs to the fragmentable
+        // part: it is in the first fragment's data, and the rebuilt datagram walks it.
+        let segment = [UInt8]([6, 0, 1, 4, 0, 0, 0, 0]) + Frames.tcp()  // options header, then TCP
+        let cut = 16
+        func piece(_ range: Range<Int>, more: Bool) -> [UInt8] {
+            let field = UInt16(range.lowerBound) | (more ? 1 : 0)
+            var f = Frames.ipv6([60, 0, UInt8(field >> 8), UInt8(field & 0xff), 0, 0, 0, 9] + Array(segment[range]))
+            f[6] = 44
+            return f
+        }
+        let frames = [piece(0..<cut, more: true), piece(cut..<segment.count, more: false)]
+        var d = Defragmenter()
+        var whole: [UInt8]?
+        for f in frames.reversed() {
+            guard case .fragment(let fragment) = PacketDecoder(linkType: .rawIP).decode(f.span) else {
+                Issue.record("not a fragment")
+                return
+            }
+            whole = d.add(fragment, frame: f.span, tunnel: TunnelStack(), time: Timestamp(seconds: 1, nanoseconds: 0)) ?? whole
+        }
+        var stack = TunnelStack()
+        guard let whole, case .tcp(let s) = PacketDecoder(linkType: .rawIP).decodeDatagram(whole.span, tunnel: &stack) else {
+            Issue.record("the datagram was not rebuilt into TCP")
+            return
+        }
+        #expect(Array(whole[s.payloadOffset..<(s.payloadOffset + s.capturedPayload)]) == Frames.payload)
+    }
+
     @Test func nestingPastTheCapIsRefused() {
         var frame = innerV4
         for _ in 0..<(TunnelStack.capacity + 1) { frame = Tunnels.outer4(frame, proto: 4) }

@@ -16,7 +16,8 @@ WORK=$(mktemp -d /tmp/smtpcap-vxlan.XXXXXX)
 PIDS=()
 cleanup() {
     set +e
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    # KILL: a test runner may start this script with SIGTERM ignored, which its children inherit.
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
     ip netns del "$A" 2>/dev/null
     ip netns del "$B" 2>/dev/null
@@ -47,7 +48,7 @@ class H:
 c = Controller(H(), hostname="198.51.100.25", port=25)
 c.start()
 print("up", flush=True)
-time.sleep(120)
+time.sleep(60)
 ' < /dev/null > "$WORK/server.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q up "$WORK/server.out" 2>/dev/null && break; sleep 0.1; done

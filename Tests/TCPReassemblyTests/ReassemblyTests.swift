@@ -220,6 +220,19 @@ struct ReassemblyTests {
                                            .closed(.clientToServer, .endOfCapture), .closed(.serverToClient, .endOfCapture)])
     }
 
+    @Test func aNewConnectionOnADormantFourTupleEndsTheOldOneAsIdle() {
+        var limits = ReassemblyLimits()
+        limits.idleTimeoutSeconds = 60
+        var segments = handshake + [.c(1, "EHLO a\r\n")]
+        var syn = Seg(fromClient: true, seq: 500, flags: [.syn])  // another ISN: a new connection
+        syn.time = 100
+        segments.append(syn)
+        let finished = replay(segments, limits: limits)
+        #expect(finished.count == 2)
+        #expect(finished.first?.events == [.data(.clientToServer, "EHLO a\r\n"), .closed(.clientToServer, .idle), .closed(.serverToClient, .idle)])
+        #expect(!(finished.first?.events.contains { if case .resumed = $0 { return true } else { return false } } ?? true))
+    }
+
     @Test func aConnectionStillDormantAtTheEndEndsAsIdle() {
         var limits = ReassemblyLimits()
         limits.idleTimeoutSeconds = 60
