@@ -52,8 +52,6 @@ public struct CaptureFacts: Sendable {
     public var otherTraffic = TrafficTally()
     /// Connections on the SMTP ports that carried no byte (a SYN, a refused connection).
     public var emptyConnections = 0
-    /// Files read as the continuation of the file before (rotation): one capture.
-    public var continuedAcrossFiles = 0
     /// Per file read, the frames it held in the numbering of its capture (a file continuing
     /// another goes on with its numbers, as in their `mergecap -a` merge).
     public var fileFrames: [FileFrames] = []
@@ -75,7 +73,6 @@ public struct CaptureFacts: Sendable {
         malformedReasons.merge(other.malformedReasons, uniquingKeysWith: +)
         otherTraffic.merge(other.otherTraffic)
         emptyConnections += other.emptyConnections
-        continuedAcrossFiles += other.continuedAcrossFiles
         fileFrames += other.fileFrames
     }
 }

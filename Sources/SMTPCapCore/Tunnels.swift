@@ -179,6 +179,4 @@ public struct FlowContext: Sendable, Hashable {
         self.interfaceName = interfaceName
         self.tunnel = tunnel
     }
-
-    public static let none = FlowContext()
 }

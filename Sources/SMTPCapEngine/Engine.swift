@@ -129,11 +129,7 @@ public final class Engine {
                 continue
             }
             let continues = run != nil
-            if continues {
-                capture.continuedAcrossFiles += 1
-            } else {
-                run = makeRun(linkType: source.datalink)
-            }
+            if !continues { run = makeRun(linkType: source.datalink) }
             let name = path == "-" ? "<stdin>" : path
             capture.files.append(name)
             let firstFrame = run!.frame + 1
