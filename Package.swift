@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // libpcap, found with pkg-config (Debian: libpcap-dev).
@@ -46,22 +47,31 @@ let package = Package(
                 "SMTPCapCore",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: hotPath),
         // Layer 4: the SMTP state machine. Pure: fed ordered bytes, gaps and closes; hands
         // the bytes after STARTTLS to the TLS reader. No Foundation.
         .target(name: "SMTPMachine", dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake"], swiftSettings: hotPath),
         // Layer 6: findings and verdicts per session, and the cross-session summary.
-        .target(name: "Findings", dependencies: ["SMTPCapCore", "TLSHandshake", "SMTPMachine"], swiftSettings: hotPath),
+        // Provider knowledge (`providers.json`: which large providers always offer STARTTLS and
+        // how their servers are recognised, with sources) is data, built into the binary.
+        .target(
+            name: "Findings", dependencies: ["SMTPCapCore", "TLSHandshake", "SMTPMachine"],
+            resources: [.embedInCode("providers.json")], swiftSettings: hotPath),
+        // Layer 6b: `compare`: pairs the sessions of two captures of the same traffic and lists
+        // what differs between them.
+        .target(name: "Comparison", dependencies: ["SMTPCapCore", "TLSHandshake", "SMTPMachine", "Findings"], swiftSettings: strict),
         // Layer 7: text, JSON lines and transcript output. The only layer that formats.
         .target(
             name: "Reporting",
-            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings"],
+            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Comparison"],
             swiftSettings: hotPath),
         // Wiring: capture -> decode -> reassembly -> SMTP machine -> findings -> report.
         .target(
             name: "SMTPCapEngine",
-            dependencies: ["SMTPCapCore", "PcapSource", "PacketDecoding", "TCPReassembly", "SMTPMachine", "Findings", "Reporting"],
+            dependencies: ["SMTPCapCore", "PcapSource", "PacketDecoding", "TCPReassembly", "SMTPMachine", "Findings", "Comparison",
+                           "Reporting"],
             swiftSettings: hotPath),
         .executableTarget(
             name: "smtpcap",

@@ -1,5 +1,6 @@
 import SMTPCapCore
 import SMTPMachine
+import TLSHandshake
 
 /// Per-group STARTTLS tallies: how often sessions' EHLO replies offered it.
 public struct OfferTally: Sendable, Hashable {
@@ -29,6 +30,78 @@ public struct Inconsistency: Sendable, Hashable {
     public var missingIn: [UInt64]
     public var offeredFamilies: Set<Int>
     public var missingFamilies: Set<Int>
+}
+
+/// How one session reached the server: enough to tell two paths apart.
+public struct PathSignature: Sendable, Hashable {
+    public var ipVersion: Int
+    public var ttl: UInt8
+    public var hops: Int
+    public var synAck: TCPOptionsPrint?
+    /// The first session seen on this path.
+    public var session: UInt64
+
+    /// Same path: family, hops and SYN-ACK options (the session is only an example).
+    func samePath(_ o: PathSignature) -> Bool {
+        ipVersion == o.ipVersion && hops == o.hops && synAck == o.synAck
+    }
+    /// The same hops and the same SYN-ACK, whatever the family: IPv6's MSS is 20 bytes less
+    /// than IPv4's for the same link (its header is 20 bytes longer), so it is compared as the
+    /// IPv4 value.
+    func sameRoute(_ o: PathSignature) -> Bool { hops == o.hops && sameSynAck(o) }
+    func sameSynAck(_ o: PathSignature) -> Bool { normalizedSynAck == o.normalizedSynAck }
+    var normalizedSynAck: TCPOptionsPrint? {
+        guard var options = synAck else { return nil }
+        if ipVersion == 6 && options.mss != 0 { options.mss &+= 20 }
+        return options
+    }
+
+    var familyName: String { ipVersion == 6 ? "IPv6" : "IPv4" }
+}
+
+/// Sessions to one server without STARTTLS arrived over another path than those with it.
+public struct PathInconsistency: Sendable, Hashable {
+    public var server: String
+    public var without: PathSignature
+    public var with: PathSignature
+
+    public var message: String {
+        var m = "\(without.familyName) answered \(PathEvidence.hopsText(without.hops, ttl: without.ttl)) without STARTTLS"
+        m += ", \(with.familyName) from \(PathEvidence.hopsText(with.hops, ttl: with.ttl)) with it"
+        if !without.sameSynAck(with) {
+            m += "; SYN-ACK \(without.synAck?.description ?? "unseen") against \(with.synAck?.description ?? "unseen")"
+        }
+        let family = without.ipVersion != with.ipVersion ? without.familyName + " " : ""
+        m += ": a box on the \(family)path answers for \(server)"
+        return m
+    }
+}
+
+/// One certificate as a server presented it on one path.
+public struct CertificateSighting: Sendable, Hashable {
+    public var sha256: String
+    public var keyType: String
+    public var ipVersion: Int
+    public var hops: Int?
+    public var session: UInt64
+
+    var pathClass: PathClass { PathClass(ipVersion: ipVersion, hops: hops) }
+    struct PathClass: Hashable { var ipVersion: Int; var hops: Int? }
+
+    var pathText: String {
+        (ipVersion == 6 ? "IPv6" : "IPv4") + (hops.map { ", \($0) hop\($0 == 1 ? "" : "s") away" } ?? "")
+    }
+}
+
+/// One server name presented different leaf certificates of one key type on different paths.
+public struct CertificateInconsistency: Sendable, Hashable {
+    public var server: String
+    public var first: CertificateSighting
+    public var second: CertificateSighting
+
+    public var message: String {
+        "\(server) presented certificate \(first.sha256) over \(first.pathText) (session \(first.session)) and \(second.sha256) over \(second.pathText) (session \(second.session)): a box on one path completes TLS with its own certificate"
+    }
 }
 
 /// Aggregates finished sessions into the capture summary. Memory is bounded: at most
@@ -75,7 +148,15 @@ public struct CaptureSummary: Sendable {
         var missingCount = 0
         var offeredFamilies = Families()
         var missingFamilies = Families()
+        /// Distinct paths sessions took, with and without STARTTLS (capped).
+        var offeredPaths: [PathSignature] = []
+        var missingPaths: [PathSignature] = []
     }
+    static let maxPaths = 8
+    static let maxCertificates = 8
+    /// Distinct certificates per server, with the path each came over.
+    var certificates: [GroupKey: [CertificateSighting]] = [:]
+    var certificateOrder: [GroupKey] = []
     /// IP versions (4, 6) as bits: a session adds to them without hashing.
     struct Families {
         var bits: UInt8 = 0
@@ -133,8 +214,21 @@ public struct CaptureSummary: Sendable {
             tally(&familyTallies.v4[default: OfferTally()])
         }
 
+        if let cert = r.tls?.certificate, !cert.sha256.isEmpty {
+            let path = PathEvidence(r)
+            let sighting = CertificateSighting(sha256: cert.sha256, keyType: cert.keyType, ipVersion: r.ipVersion,
+                                               hops: path.serverHops, session: r.id)
+            let key = GroupKey(name: r.serverName ?? r.tls?.clientHello?.serverName, server: r.server)
+            addCertificate(sighting, key: key)
+        }
+
         // Group by the name the server declares; else by its address.
         guard plaintextEHLO else { return }
+        let signature: PathSignature? = {
+            let path = PathEvidence(r)
+            guard let ttl = path.serverTTL, let hops = path.serverHops else { return nil }
+            return PathSignature(ipVersion: r.ipVersion, ttl: ttl, hops: hops, synAck: path.synAck, session: r.id)
+        }()
         let identity = GroupKey(name: r.serverName, server: r.server)
         // One lookup for a server seen before (the common case), not two.
         let index: Dictionary<GroupKey, Group>.Index
@@ -153,13 +247,31 @@ public struct CaptureSummary: Sendable {
                 g.offeredCount += 1
                 g.offeredFamilies.insert(family)
                 if g.offeredIn.count < listed { g.offeredIn.append(id) }
+                if let signature { Self.addPath(signature, to: &g.offeredPaths) }
             } else {
                 g.missingCount += 1
                 g.missingFamilies.insert(family)
                 if g.missingIn.count < listed { g.missingIn.append(id) }
+                if let signature { Self.addPath(signature, to: &g.missingPaths) }
             }
         }
         count(&groups.values[index])
+    }
+
+    static func addPath(_ p: PathSignature, to list: inout [PathSignature]) {
+        if list.count < maxPaths && !list.contains(where: { $0.samePath(p) }) { list.append(p) }
+    }
+
+    mutating func addCertificate(_ c: CertificateSighting, key: GroupKey) {
+        if certificates[key] == nil {
+            guard certificates.count < Self.maxGroups else { return }
+            certificateOrder.append(key)
+            certificates[key] = []
+        }
+        if certificates[key]!.count < Self.maxCertificates,
+           !certificates[key]!.contains(where: { $0.sha256 == c.sha256 && $0.pathClass == c.pathClass }) {
+            certificates[key]!.append(c)
+        }
     }
 
     /// Adds another summary's tallies, as if its sessions had been added after this one's
@@ -193,8 +305,49 @@ public struct CaptureSummary: Sendable {
                 mine.missingFamilies.formUnion(g.missingFamilies)
                 mine.offeredIn += g.offeredIn.prefix(max(0, listed - mine.offeredIn.count))
                 mine.missingIn += g.missingIn.prefix(max(0, listed - mine.missingIn.count))
+                for p in g.offeredPaths { Self.addPath(p, to: &mine.offeredPaths) }
+                for p in g.missingPaths { Self.addPath(p, to: &mine.missingPaths) }
             }
             add(&groups[key, default: Group()])
+        }
+        for key in other.certificateOrder {
+            for c in other.certificates[key] ?? [] { addCertificate(c, key: key) }
+        }
+    }
+
+    /// Servers whose sessions without STARTTLS came over another path (hop distance or SYN-ACK
+    /// options) than every session with it: a box on that path answers for the server.
+    public var pathInconsistencies: [PathInconsistency] {
+        groupOrder.compactMap { key in
+            let g = groups[key]!
+            for m in g.missingPaths {
+                // A path that also carried STARTTLS does not explain its absence.
+                guard !g.offeredPaths.contains(where: { $0.sameRoute(m) }) else { continue }
+                if let o = g.offeredPaths.first {
+                    return PathInconsistency(server: key.name ?? key.server.description, without: m, with: o)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Server names that presented different leaf certificates of one key type on different
+    /// paths (address family or hops), each path consistent in itself. A server with an RSA
+    /// and an ECDSA certificate shows two key types: not counted.
+    public var certificateInconsistencies: [CertificateInconsistency] {
+        certificateOrder.compactMap { key in
+            let seen = certificates[key] ?? []
+            for (i, a) in seen.enumerated() {
+                for b in seen[(i + 1)...] where a.keyType == b.keyType && a.sha256 != b.sha256 && a.pathClass != b.pathClass {
+                    // Each certificate stays on its own path: rotation shows both on one.
+                    let aElsewhere = seen.contains { $0.sha256 == a.sha256 && $0.pathClass == b.pathClass }
+                    let bElsewhere = seen.contains { $0.sha256 == b.sha256 && $0.pathClass == a.pathClass }
+                    if !aElsewhere && !bElsewhere {
+                        return CertificateInconsistency(server: key.name ?? key.server.description, first: a, second: b)
+                    }
+                }
+            }
+            return nil
         }
     }
 
@@ -214,12 +367,17 @@ public struct CaptureSummary: Sendable {
     /// included.
     public var countsByCode: [(code: FindingCode, count: Int)] {
         FindingCode.allCases.map { code in
-            (code, code == .starttlsInconsistent ? inconsistencies.count : findingCounts[code.rank])
+            switch code {
+            case .starttlsInconsistent: (code, inconsistencies.count)
+            case .pathInconsistent: (code, pathInconsistencies.count)
+            case .certificateInconsistent: (code, certificateInconsistencies.count)
+            default: (code, findingCounts[code.rank])
+            }
         }
     }
 
     public var totalFindings: Int {
-        findingCounts.reduce(0, +) + inconsistencies.count
+        findingCounts.reduce(0, +) + inconsistencies.count + pathInconsistencies.count + certificateInconsistencies.count
     }
 }
 

@@ -7,12 +7,21 @@ import TLSHandshake
 public enum SessionFindings {
     /// Fills in the record's findings (ordered by frame, then code) and its verdict.
     public static func evaluate(_ record: inout SessionRecord) {
+        record.provider = recognisedProvider(record)?.name
         let derived = derive(from: record)
         record.findings += derived
         record.findings.sort { ($0.frame ?? .max, $0.code) < ($1.frame ?? .max, $1.code) }
         let (verdict, reason) = verdict(for: record)
         record.verdict = verdict
         record.verdictReason = reason
+    }
+
+    /// The large provider the server is, from its greeting and first EHLO reply.
+    static func recognisedProvider(_ r: borrowing SessionRecord) -> MailProvider? {
+        guard !ProviderKnowledge.providers.isEmpty, r.serverName != nil else { return nil }
+        let ehloLine = r.ehlo.first(where: { $0.firstLine != nil })?.firstLine
+        let greeting = r.banner.flatMap { isMaskedBanner($0) ? nil : $0 }
+        return ProviderKnowledge.provider(host: r.serverName, greeting: greeting, ehloLine: ehloLine)
     }
 
     /// The findings a session's facts support, in no particular order.
@@ -54,6 +63,13 @@ public enum SessionFindings {
                     stripped.add(k)
                 }
                 stripped.add(" where STARTTLS belongs: a middlebox (e.g. Cisco ASA ESMTP inspection) masked it")
+                out.append(Finding(code: .starttlsStripped, frame: e.frame, message: stripped.string))
+            } else if e.code / 100 == 2, let provider = record.provider {
+                var stripped = MessageBuilder()
+                stripped.add(record.serverName ?? "the server")
+                stripped.add(" (")
+                stripped.add(provider)
+                stripped.add(") always offers STARTTLS: something on the path removed it")
                 out.append(Finding(code: .starttlsStripped, frame: e.frame, message: stripped.string))
             }
         }
@@ -148,6 +164,15 @@ public enum SessionFindings {
             }
         }
 
+        let serverPath = record.serverStats.path
+        // A one-hop wobble is common (load balancers, equal-cost routes) and not called; two
+        // hops or more is another box.
+        if serverPath.largestDeviation >= 2, let changed = serverPath.changedTTL {
+            let usual = serverPath.firstTTL
+            out.append(Finding(code: .serverTTLChanged, frame: serverPath.changedFrame,
+                message: "\(serverPath.ttlChanges) server packet(s) arrived with TTL \(changed) where the server's packets after the handshake came with \(usual): another box sent or rewrote them"))
+        }
+
         let gaps = record.clientStats.gaps + record.serverStats.gaps
         if gaps > 0 {
             let lost = record.clientStats.lostBytes + record.serverStats.lostBytes
@@ -162,6 +187,9 @@ public enum SessionFindings {
             if r.ehlo.contains(where: { !$0.maskedKeywords.isEmpty && !$0.starttls }) {
                 let masked = r.ehlo.flatMap(\.maskedKeywords).first ?? "XXXXXXXA"
                 return (.stripped, "NOT ENCRYPTED: server's EHLO reply had no STARTTLS (masked as \(masked): a middlebox is stripping it)")
+            }
+            if let provider = r.provider, r.ehlo.contains(where: { !$0.starttls && $0.code / 100 == 2 }) {
+                return (.stripped, "NOT ENCRYPTED: \(r.serverName ?? "the server") (\(provider)) always offers STARTTLS, its EHLO reply had none: something on the path removed it")
             }
             return (.stripped, "NOT ENCRYPTED: STARTTLS was rewritten on the path (the server answered it as an unknown command)")
         }

@@ -56,9 +56,16 @@ public struct TCPSegment: Sendable {
     /// Where the connection was seen beyond its 4-tuple (interface, tunnels), as a number the
     /// caller gives out per distinct context; 0 for a plain capture.
     public var context: UInt32 = 0
+    /// The innermost IP header's TTL (IPv4) or hop limit (IPv6).
+    public var ttl: UInt8 = 0
+    /// A SYN's TCP options (nil for other packets).
+    public var synOptions: TCPOptionsPrint?
 
     public init(source: Endpoint, destination: Endpoint, sequence: UInt32, acknowledgment: UInt32,
-                flags: TCPFlags, payloadOffset: Int, capturedPayload: Int, wirePayload: Int) {
+                flags: TCPFlags, payloadOffset: Int, capturedPayload: Int, wirePayload: Int,
+                ttl: UInt8 = 0, synOptions: TCPOptionsPrint? = nil) {
+        self.ttl = ttl
+        self.synOptions = synOptions
         self.source = source
         self.destination = destination
         self.sequence = sequence
@@ -232,7 +239,7 @@ public struct PacketDecoder: Sendable {
         guard totalLength >= headerLength else { return .malformed(.badIPHeader) }
         return decodeTCP(frame, at: offset + headerLength, ipPayloadLength: totalLength - headerLength,
                          source: IPAddress(ipv4: Self.u32(frame, offset + 12)),
-                         destination: IPAddress(ipv4: Self.u32(frame, offset + 16)))
+                         destination: IPAddress(ipv4: Self.u32(frame, offset + 16)), ttl: frame[offset + 8])
     }
 
     /// Decodes a reassembled IP datagram (version 4 or 6 header first) inside the tunnels its
@@ -312,11 +319,12 @@ public struct PacketDecoder: Sendable {
                                       source: source, destination: destination))
             }
             return .done(decodeTCP(frame, at: payload, ipPayloadLength: payloadLength,
-                                   source: source, destination: destination))
+                                   source: source, destination: destination, ttl: frame[offset + 8]))
         }
         let fragmented = Self.u16(frame, offset + 6) & 0x3fff != 0
         return carried(frame, proto: proto, at: payload, length: payloadLength, source: source,
-                       destination: destination, fragmentHeader: fragmented ? offset : -1, tunnel: &tunnel)
+                       destination: destination, ttl: frame[offset + 8], fragmentHeader: fragmented ? offset : -1,
+                       tunnel: &tunnel)
     }
 
     /// The fragment whose IPv4 header is at `offset`, or whose IPv6 fragment header is.
@@ -342,7 +350,7 @@ public struct PacketDecoder: Sendable {
     /// in it), GRE, IP in IP; a fragment of any of these goes to the reassembler.
     @inline(__always)
     func carried(_ frame: Span<UInt8>, proto: UInt8, at payload: Int, length: Int, source: IPAddress,
-                 destination: IPAddress, fragmentHeader: Int, tunnel: inout TunnelStack) -> Step {
+                 destination: IPAddress, ttl: UInt8, fragmentHeader: Int, tunnel: inout TunnelStack) -> Step {
         switch proto {
         case 6, 17, 47, 4, 41:
             if fragmentHeader >= 0 {
@@ -354,7 +362,8 @@ public struct PacketDecoder: Sendable {
         }
         switch proto {
         case 6:
-            return .done(decodeTCP(frame, at: payload, ipPayloadLength: length, source: source, destination: destination))
+            return .done(decodeTCP(frame, at: payload, ipPayloadLength: length, source: source, destination: destination,
+                                   ttl: ttl))
         case 17:
             return udp(frame, at: payload, source: source, destination: destination, tunnel: &tunnel)
         case 47:
@@ -410,7 +419,7 @@ public struct PacketDecoder: Sendable {
             default:
                 guard payloadLength >= 0 else { return .done(.malformed(.badIPHeader)) }
                 return carried(frame, proto: next, at: at, length: payloadLength, source: source,
-                               destination: destination, fragmentHeader: -1, tunnel: &tunnel)
+                               destination: destination, ttl: frame[offset + 7], fragmentHeader: -1, tunnel: &tunnel)
             }
             guard payloadLength >= 0 else { return .done(.malformed(.badIPHeader)) }
             // A header that claims more than the frame holds: nothing after it can be read.
@@ -422,7 +431,7 @@ public struct PacketDecoder: Sendable {
 
     @inline(__always)
     func decodeTCP(_ frame: Span<UInt8>, at offset: Int, ipPayloadLength: Int,
-                   source: IPAddress, destination: IPAddress) -> DecodeOutcome {
+                   source: IPAddress, destination: IPAddress, ttl: UInt8) -> DecodeOutcome {
         let n = frame.count
         guard n >= offset + 20 else { return .malformed(.truncatedTCPHeader) }
         let headerLength = Int(frame[offset + 12] >> 4) * 4
@@ -431,14 +440,23 @@ public struct PacketDecoder: Sendable {
         let payloadOffset = offset + headerLength
         // Options cut by the snap length: the header is still usable, the payload is all missing.
         let captured = max(0, min(wirePayload, n - payloadOffset))
+        let flags = TCPFlags(rawValue: frame[offset + 13] & 0x1f)
+        var options: TCPOptionsPrint?
+        if _slowPath(flags.contains(.syn)) {
+            // The options the frame holds (a snap length may cut them: the print says so).
+            options = TCPOptionsPrint(frame.extracting((offset + 20)..<min(payloadOffset, n)))
+            if payloadOffset > n { options!.truncated = true }
+        }
         return .tcp(TCPSegment(
             source: Endpoint(address: source, port: Self.u16(frame, offset)),
             destination: Endpoint(address: destination, port: Self.u16(frame, offset + 2)),
             sequence: Self.u32(frame, offset + 4),
             acknowledgment: Self.u32(frame, offset + 8),
-            flags: TCPFlags(rawValue: frame[offset + 13] & 0x1f),
+            flags: flags,
             payloadOffset: min(payloadOffset, n),
             capturedPayload: captured,
-            wirePayload: wirePayload))
+            wirePayload: wirePayload,
+            ttl: ttl,
+            synOptions: options))
     }
 }

@@ -216,6 +216,12 @@ public enum JSONLinesReport {
             }))
         }
         if let pause = r.resumedAfterIdleSeconds { o.int("resumed_after_idle", pause) }
+        let path = PathEvidence(r)
+        if path.serverTTL != nil || path.clientTTL != nil {
+            o.object("path") { pathObject(path, into: &$0) }
+        } else {
+            o.raw("path", "null")
+        }
         o.timestamp("start", r.start)
         o.timestamp("end", r.end)
         o.int("first_frame", r.firstFrame)
@@ -228,6 +234,7 @@ public enum JSONLinesReport {
         o.string("close", r.closeReason?.rawValue)
         o.string("banner", r.banner)
         o.string("server_name", r.serverName)
+        o.string("provider", r.provider)
         o.string("greeting", r.greeting)
         o.objects("ehlo", r.ehlo) { e, x in
             x.int("frame", e.frame)
@@ -296,6 +303,18 @@ public enum JSONLinesReport {
         }
     }
 
+    static func pathObject(_ path: PathEvidence, into p: inout JSONObject) {
+        p.int("server_ttl", path.serverTTL)
+        p.int("server_initial_ttl", path.serverInitialTTL)
+        p.int("server_hops", path.serverHops)
+        p.int("client_ttl", path.clientTTL)
+        p.int("client_initial_ttl", path.clientInitialTTL)
+        p.int("client_hops", path.clientHops)
+        p.string("syn_ack", path.synAck?.description)
+        p.int("server_ttl_changes", path.serverTTLChanges)
+        p.string("vantage", path.vantage?.rawValue)
+    }
+
     static func tlsObject(_ tls: TLSFacts, into t: inout JSONObject) {
         t.bool("started", tls.started)
         t.int("frame", tls.frame)
@@ -328,6 +347,9 @@ public enum JSONLinesReport {
                 c.timestamp("not_after", Timestamp(seconds: cert.notAfter, nanoseconds: 0))
                 c.bool("self_signed", cert.selfSigned)
                 c.int("chain_length", cert.chainLength)
+                c.string("sha256", cert.sha256)
+                c.string("key_type", cert.keyType)
+                c.int("key_bits", cert.keyBits)
             }
         } else {
             t.raw("certificate", "null")
@@ -395,6 +417,38 @@ public enum JSONLinesReport {
             x.rawText("missing_in", "[" + i.missingIn.map(String.init).joined(separator: ",") + "]")
             x.rawText("offered_ip_versions", "[" + i.offeredFamilies.sorted().map(String.init).joined(separator: ",") + "]")
             x.rawText("missing_ip_versions", "[" + i.missingFamilies.sorted().map(String.init).joined(separator: ",") + "]")
+            return x.closed
+        }))
+        o.rawText("path_inconsistent", JSONObject.array(s.pathInconsistencies.map { i in
+            var x = JSONObject()
+            x.string("server", i.server)
+            func path(_ p: PathSignature) -> String {
+                var y = JSONObject()
+                y.int("ip_version", p.ipVersion)
+                y.int("ttl", p.ttl)
+                y.int("hops", p.hops)
+                y.string("syn_ack", p.synAck?.description)
+                y.int("example_session", p.session)
+                return y.closed
+            }
+            x.rawText("without_starttls", path(i.without))
+            x.rawText("with_starttls", path(i.with))
+            x.string("message", i.message)
+            return x.closed
+        }))
+        o.rawText("certificate_inconsistent", JSONObject.array(s.certificateInconsistencies.map { i in
+            var x = JSONObject()
+            x.string("server", i.server)
+            x.rawText("certificates", JSONObject.array([i.first, i.second].map { c in
+                var y = JSONObject()
+                y.string("sha256", c.sha256)
+                y.string("key_type", c.keyType)
+                y.int("ip_version", c.ipVersion)
+                y.int("hops", c.hops)
+                y.int("example_session", c.session)
+                return y.closed
+            }))
+            x.string("message", i.message)
             return x.closed
         }))
         o.object("capture") { c in

@@ -124,6 +124,7 @@ public struct TextReport {
             w.text(reason.rawValue)
         }
         w.add("\n")
+        pathLine(PathEvidence(r), into: &w)
         if !r.tunnel.isEmpty {
             w.add("  tunnel    ")
             w.text(r.tunnel.map(\.description).joined(separator: " / "))
@@ -134,6 +135,11 @@ public struct TextReport {
             if let code = r.bannerCode { w.int(code) }
             w.add(" ")
             w.wire(banner)
+            if let provider = r.provider {
+                w.add("  (")
+                w.wire(provider)
+                w.add(")")
+            }
             w.add("\n")
         }
         if let name = r.heloName {
@@ -268,6 +274,50 @@ public struct TextReport {
         }
     }
 
+    /// `path      server TTL 63 (1 hop away), client TTL 64 (0 hops): captured at the client;
+    /// SYN-ACK mss=1460,sack,ts,nop,wscale=7`.
+    func pathLine(_ p: PathEvidence, into w: inout TextWriter) {
+        guard p.serverTTL != nil || p.clientTTL != nil else { return }
+        w.add("  path      ")
+        var any = false
+        if let ttl = p.serverTTL, let hops = p.serverHops {
+            w.add("server TTL ")
+            w.int(ttl)
+            w.add(" (")
+            w.int(hops)
+            w.add(hops == 1 ? " hop)" : " hops)")
+            any = true
+        }
+        if let ttl = p.clientTTL, let hops = p.clientHops {
+            if any { w.add(", ") }
+            w.add("client TTL ")
+            w.int(ttl)
+            w.add(" (")
+            w.int(hops)
+            w.add(hops == 1 ? " hop)" : " hops)")
+        }
+        switch p.vantage {
+        case .client: w.add(": captured at the client")
+        case .server: w.add(": captured at the server (the client is routed to it)")
+        case .sameLink: w.add(": the server answered from the client's host or link")
+        case .between: w.add(": captured between them")
+        case nil: break
+        }
+        if let synAck = p.synAck {
+            w.add("; SYN-ACK ")
+            w.text(synAck.description)
+        }
+        if p.serverTTLChanges > 0, let changed = p.changedTTL {
+            w.add("; ")
+            w.int(p.serverTTLChanges)
+            w.add(" server packet(s) with TTL ")
+            w.int(changed)
+            w.add(" ")
+            w.frame(p.changedFrame)
+        }
+        w.add("\n")
+    }
+
     /// The TLS line, written straight into the report.
     func tlsLine(_ r: SessionRecord, into w: inout TextWriter) {
         guard let tls = r.tls, tls.started || tls.implicit || r.starttls.reply == 220 else { return w.add("none") }
@@ -300,6 +350,14 @@ public struct TextReport {
             w.wire(cert.issuer)
             w.add("\"")
             if cert.selfSigned { w.add(" self-signed") }
+            w.add(" key=")
+            w.text(cert.keyType)
+            if cert.keyBits > 0 {
+                w.add("-")
+                w.int(cert.keyBits)
+            }
+            w.add(" sha256=")
+            w.text(cert.sha256)
         } else if tls.serverHello?.version == 0x0304 {
             w.add(" (certificate encrypted in TLS 1.3)")
         }
@@ -378,6 +436,20 @@ public struct TextReport {
             w.add(" ")
             w.wire(i.server)
             w.text(": STARTTLS offered over \(fam(i.offeredFamilies)) (sessions \(i.offeredIn.map(String.init).joined(separator: ","))) but missing over \(fam(i.missingFamilies)) (sessions \(i.missingIn.map(String.init).joined(separator: ","))): the path, not the server, removes it\n")
+        }
+        for i in s.pathInconsistencies {
+            w.add("  ")
+            w.paint("1") { $0.add("path-inconsistent") }
+            w.add(" ")
+            w.wire(i.message)
+            w.add("\n")
+        }
+        for i in s.certificateInconsistencies {
+            w.add("  ")
+            w.paint("1") { $0.add("certificate-inconsistent") }
+            w.add(" ")
+            w.wire(i.message)
+            w.add("\n")
         }
         if let seen = CaptureExplanation.notSMTP(capture, sessions: s.sessions) {
             w.add("  ")

@@ -7,6 +7,12 @@ public enum FindingCode: String, Sendable, CaseIterable, Comparable {
     case starttlsStripped = "starttls-stripped"
     case bannerMasked = "banner-masked"
     case starttlsInconsistent = "starttls-inconsistent"
+    /// Server packets arrived with another TTL than the rest: another box sent or rewrote them.
+    case serverTTLChanged = "server-ttl-changed"
+    /// Summary: sessions to one server without STARTTLS came over another path than those with.
+    case pathInconsistent = "path-inconsistent"
+    /// Summary: one server name presented different certificates on different paths.
+    case certificateInconsistent = "certificate-inconsistent"
     // Other findings.
     case plaintextAuth = "plaintext-auth"
     case starttlsRefused = "starttls-refused"
@@ -33,19 +39,22 @@ public enum FindingCode: String, Sendable, CaseIterable, Comparable {
         case .starttlsStripped: 2
         case .bannerMasked: 3
         case .starttlsInconsistent: 4
-        case .plaintextAuth: 5
-        case .starttlsRefused: 6
-        case .starttlsUnused: 7
-        case .starttlsCommandInjection: 8
-        case .starttlsResponseInjection: 9
-        case .tlsNotStarted: 10
-        case .ehloRejected: 11
-        case .captureGap: 12
-        case .weakTLS: 13
-        case .tlsFailed: 14
-        case .certificateExpired: 15
-        case .certificateSelfSigned: 16
-        case .protocolAnomaly: 17
+        case .serverTTLChanged: 5
+        case .pathInconsistent: 6
+        case .certificateInconsistent: 7
+        case .plaintextAuth: 8
+        case .starttlsRefused: 9
+        case .starttlsUnused: 10
+        case .starttlsCommandInjection: 11
+        case .starttlsResponseInjection: 12
+        case .tlsNotStarted: 13
+        case .ehloRejected: 14
+        case .captureGap: 15
+        case .weakTLS: 16
+        case .tlsFailed: 17
+        case .certificateExpired: 18
+        case .certificateSelfSigned: 19
+        case .protocolAnomaly: 20
         }
     }
 

@@ -113,6 +113,8 @@ public struct DirectionStats: Sendable, Hashable {
     public var outOfWindow: Int = 0
     public var finSeen = false
     public var rstSeen = false
+    /// TTLs and SYN options this direction's packets carried.
+    public var path = PathObservation()
 
     public init() {}
 }

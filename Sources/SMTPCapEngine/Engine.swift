@@ -31,6 +31,11 @@ public final class Engine {
         printer = SessionPrinter(options: options, output: output)
     }
 
+    /// The sessions, in the order they started, when the format is `records`.
+    public var sessions: [SessionRecord] { printer.collected }
+    /// What the capture held beyond its sessions.
+    public var captureFacts: CaptureFacts { capture }
+
     func warn(_ message: String) {
         warnings.append(message)
         errors.write("smtpcap: warning: \(message)\n")

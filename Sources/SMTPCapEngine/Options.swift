@@ -4,7 +4,8 @@ import TCPReassembly
 
 /// Everything the command line decides.
 public struct EngineOptions: Sendable {
-    public enum Format: Sendable { case text, json }
+    /// `records`: nothing is printed; the sessions are kept for the caller (`compare`).
+    public enum Format: Sendable { case text, json, records }
 
     public var files: [String] = []
     public var interface: String?

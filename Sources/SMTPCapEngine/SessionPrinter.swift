@@ -67,9 +67,13 @@ struct SessionPrinter {
         }
     }
 
-    func emit(_ record: SessionRecord, file: String?) {
+    /// Sessions kept for the caller (format `records`).
+    var collected: [SessionRecord] = []
+
+    mutating func emit(_ record: SessionRecord, file: String?) {
         if options.quiet && record.findings.isEmpty { return }
         switch options.format {
+        case .records: collected.append(record)
         case .json: output.write { JSONLinesReport.writeSession(record, file: file, into: $0) }
         case .text: output.write { text.writeSession(record, file: file, into: $0) }
         }
@@ -79,6 +83,7 @@ struct SessionPrinter {
         switch options.format {
         case .json: output.write(JSONLinesReport.summary(summary, capture: capture) + "\n")
         case .text: output.write { text.writeSummary(summary, capture: capture, into: $0) }
+        case .records: break
         }
         output.flush()
     }

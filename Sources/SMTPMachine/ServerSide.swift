@@ -190,7 +190,9 @@ extension SMTPSession {
         var keywords: [String] = []
         var masked: [String] = []
         var starttls = false
+        var firstLine: String?
         if reply.code / 100 == 2 {
+            if let first = reply.lines.first { firstLine = prefixBytes(first, 200) }
             if record.serverName == nil, let first = reply.lines.first, case let name = firstWord(first), !name.isEmpty {
                 record.serverName = prefixBytes(String(name), 255)
             }
@@ -210,8 +212,10 @@ extension SMTPSession {
         if !tlsStarted && !milestones.contains(.starttlsAccepted), starttls { record.starttls.offered = true }
         if record.ehlo.count < Self.maxEHLOListed {
             keptTextBytes += keywords.reduce(0) { $0 + $1.utf8.count } + masked.reduce(0) { $0 + $1.utf8.count }
+                + (firstLine?.utf8.count ?? 0)
             record.ehlo.append(EHLOReply(frame: reply.frame, code: reply.code, keywords: keywords,
-                                         starttls: starttls, maskedKeywords: masked, complete: !reply.damaged))
+                                         starttls: starttls, maskedKeywords: masked, complete: !reply.damaged,
+                                         firstLine: firstLine))
         } else {
             // A client repeating EHLO without end: counted, not kept.
             record.ehloNotListed += 1

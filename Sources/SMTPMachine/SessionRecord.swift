@@ -14,6 +14,9 @@ public struct EHLOReply: Sendable, Hashable {
     /// False when a gap hit the reply or its final line was never seen: then a missing
     /// STARTTLS proves nothing, and no `starttls-missing` is reported for it.
     public var complete: Bool
+    /// The reply's first line (`mx.example.org Hello [198.51.100.10]`), capped; nil when the
+    /// reply was not a success.
+    public var firstLine: String? = nil
 }
 
 public struct STARTTLSFacts: Sendable, Hashable {
@@ -142,6 +145,8 @@ public struct SessionRecord: Sendable {
     public var anomalies: [Anomaly: Int] = [:]
     public var evidence = UpgradeEvidence()
     public var findings: [Finding] = []
+    /// The large mail provider the server was recognised as (provider knowledge), if any.
+    public var provider: String?
     public var verdict: Verdict = .inconclusive
     public var verdictReason = ""
     public var complete = false

@@ -81,6 +81,15 @@ struct Flow<Consumer: StreamConsumer> {
         lastSeen = meta.timestamp
         let direction: Direction = fromClient ? .clientToServer : .serverToClient
         let flags = segment.flags
+        // Path evidence first: a reset injected by another box is exactly what it is for.
+        let syn = flags.contains(.syn)
+        if fromClient {
+            client.stats.path.observe(ttl: segment.ttl, syn: syn, data: segment.wirePayload > 0, frame: meta.frame)
+            if _slowPath(syn) && client.stats.path.synOptions == nil { client.stats.path.synOptions = segment.synOptions }
+        } else {
+            server.stats.path.observe(ttl: segment.ttl, syn: syn, data: segment.wirePayload > 0, frame: meta.frame)
+            if _slowPath(syn) && server.stats.path.synOptions == nil { server.stats.path.synOptions = segment.synOptions }
+        }
         if flags.contains(.rst) {
             if fromClient { client.stats.rstSeen = true } else { server.stats.rstSeen = true }
             return 0

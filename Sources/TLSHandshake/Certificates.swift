@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import SwiftASN1
 import X509
@@ -14,6 +15,26 @@ public struct CertificateFacts: Sendable, Hashable {
     public var selfSigned: Bool
     /// Certificates in the chain the server sent.
     public var chainLength: Int
+    /// SHA-256 of the leaf certificate's DER, lowercase hex: the certificate's identity.
+    public var sha256: String
+    /// The leaf's public key: `rsa`, `ecdsa`, `ed25519`, `ed448`, `dsa` or `unknown`, and its
+    /// size in bits (the modulus for RSA, the curve for ECDSA; 0 when unknown).
+    public var keyType: String
+    public var keyBits: Int
+
+    public init(subject: String, issuer: String, subjectAlternativeNames: [String], notBefore: Int64, notAfter: Int64,
+                selfSigned: Bool, chainLength: Int, sha256: String = "", keyType: String = "unknown", keyBits: Int = 0) {
+        self.subject = subject
+        self.issuer = issuer
+        self.subjectAlternativeNames = subjectAlternativeNames
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        self.selfSigned = selfSigned
+        self.chainLength = chainLength
+        self.sha256 = sha256
+        self.keyType = keyType
+        self.keyBits = keyBits
+    }
 }
 
 enum CertificateParse {
@@ -32,7 +53,9 @@ enum CertificateParse {
         }
         guard let leafDER = ders.first else { return (nil, "empty certificate chain") }
         do {
-            let leaf = try Certificate(derEncoded: Array(leafDER))
+            let der = Array(leafDER)
+            let leaf = try Certificate(derEncoded: der)
+            let key = publicKey(spki(of: der) ?? [])
             var names: [String] = []
             if let san = try? leaf.extensions.subjectAlternativeNames {
                 for name in san {
@@ -51,10 +74,72 @@ enum CertificateParse {
                 notBefore: Int64(leaf.notValidBefore.timeIntervalSince1970),
                 notAfter: Int64(leaf.notValidAfter.timeIntervalSince1970),
                 selfSigned: leaf.subject == leaf.issuer,
-                chainLength: ders.count)
+                chainLength: ders.count,
+                sha256: sha256Hex(der),
+                keyType: key.type,
+                keyBits: key.bits)
             return (facts, nil)
         } catch {
             return (nil, "certificate not parseable as X.509")
+        }
+    }
+}
+
+extension CertificateParse {
+    /// Lowercase hex SHA-256 of `bytes`.
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for b in SHA256.hash(data: bytes) {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xf)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The SubjectPublicKeyInfo of a certificate's DER: the seventh field of tbsCertificate
+    /// (the sixth when the optional version is absent).
+    static func spki(of der: [UInt8]) -> ArraySlice<UInt8>? {
+        guard let root = try? DER.parse(der), case .constructed(let parts) = root.content,
+              let tbs = parts.first(where: { _ in true }), case .constructed(let fields) = tbs.content else { return nil }
+        var list = Array(fields)
+        if let first = list.first, first.identifier.tagClass == .contextSpecific { list.removeFirst() }
+        guard list.count > 5 else { return nil }
+        return list[5].encodedBytes
+    }
+
+    /// The key type and size a SubjectPublicKeyInfo names: its algorithm identifier, and the
+    /// RSA modulus or the named curve.
+    static func publicKey(_ spki: ArraySlice<UInt8>) -> (type: String, bits: Int) {
+        guard let root = try? DER.parse(Array(spki)), case .constructed(let items) = root.content else { return ("unknown", 0) }
+        var it = items.makeIterator()
+        guard let algorithm = it.next(), let keyNode = it.next(),
+              case .constructed(let algorithmItems) = algorithm.content else { return ("unknown", 0) }
+        var a = algorithmItems.makeIterator()
+        guard let oidNode = a.next(), let oid = try? ASN1ObjectIdentifier(derEncoded: oidNode) else { return ("unknown", 0) }
+        let parameters = a.next()
+        switch oid.description {
+        case "1.2.840.113549.1.1.1", "1.2.840.113549.1.1.10":
+            guard let bits = try? ASN1BitString(derEncoded: keyNode),
+                  let key = try? DER.parse(Array(bits.bytes)), case .constructed(let parts) = key.content,
+                  let modulus = parts.first(where: { _ in true }), case .primitive(let m) = modulus.content,
+                  let lead = m.firstIndex(where: { $0 != 0 }) else { return ("rsa", 0) }
+            let significant = m[lead...]
+            return ("rsa", (significant.count - 1) * 8 + (8 - significant.first!.leadingZeroBitCount))
+        case "1.2.840.10045.2.1":
+            guard let parameters, let curve = try? ASN1ObjectIdentifier(derEncoded: parameters) else { return ("ecdsa", 0) }
+            switch curve.description {
+            case "1.2.840.10045.3.1.7": return ("ecdsa", 256)
+            case "1.3.132.0.34": return ("ecdsa", 384)
+            case "1.3.132.0.35": return ("ecdsa", 521)
+            case "1.3.132.0.10": return ("ecdsa", 256)  // secp256k1
+            default: return ("ecdsa", 0)
+            }
+        case "1.3.101.112": return ("ed25519", 256)
+        case "1.3.101.113": return ("ed448", 456)
+        case "1.2.840.10040.4.1": return ("dsa", 0)
+        default: return ("unknown", 0)
         }
     }
 }

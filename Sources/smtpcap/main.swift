@@ -12,6 +12,33 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+// `smtpcap compare A B`: a command of its own; everything else is the analyzer's.
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "compare" {
+    let arguments = Array(CommandLine.arguments.dropFirst(2))
+    let compare: CompareCommand
+    do {
+        compare = try CompareCommand.parse(arguments)
+    } catch {
+        if CompareCommand.exitCode(for: error) == .success {
+            print(CompareCommand.fullMessage(for: error))
+            exit(0)
+        }
+        let message = CompareCommand.message(for: error)
+        fail(message.split(separator: "\n").first.map(String.init) ?? "invalid arguments")
+    }
+    do {
+        let outcome = try CompareRun.run(compare.a, compare.b, options: try compare.options(), json: compare.json,
+                                         color: compare.useColor)
+        let text = outcome.report
+        _ = text.withCString { Glibc.write(1, $0, strlen($0)) }
+        exit(outcome.identical ? 0 : 1)
+    } catch let error as PcapError {
+        fail(error.message)
+    } catch {
+        fail(CompareCommand.message(for: error))
+    }
+}
+
 let command: SMTPCapCommand
 do {
     command = try SMTPCapCommand.parse()

@@ -1,0 +1,180 @@
+import Findings
+import SMTPCapCore
+import SMTPMachine
+
+/// One session as `compare` sees it: its record (with a transcript) and what pairing reads.
+public struct ComparedSession: Sendable {
+    public var record: SessionRecord
+    /// Command verbs in order (`EHLO MAIL RCPT DATA QUIT`).
+    var verbs: [String]
+    var messageSizes: [UInt64]
+    var path: PathEvidence
+
+    public init(_ record: SessionRecord) {
+        self.record = record
+        verbs = (record.transcript ?? []).compactMap { line in
+            guard line.direction == .clientToServer, !line.text.hasPrefix("<") else { return nil }
+            return String(line.text.prefix(while: { $0 != " " && $0 != ":" })).uppercased()
+        }
+        messageSizes = record.messages.map(\.bytes)
+        path = PathEvidence(record)
+    }
+}
+
+/// One difference between the two sides of a pair.
+public struct Difference: Sendable, Hashable {
+    /// What differs: `banner`, `EHLO reply line 6`, `reply to MAIL`, `command 3`, `client
+    /// address`, `tls`, `certificate`, `path`, `syn-ack`, `verdict`.
+    public var what: String
+    /// `server-to-client`, `client-to-server`, or nil for facts of the session.
+    public var direction: String?
+    /// The text on each side (nil: absent there).
+    public var a: String?
+    public var b: String?
+    /// One line for people: `server sent 250-STARTTLS, client received 250-XXXXXXXA`.
+    public var message: String
+}
+
+public struct SessionPair: Sendable {
+    public var a: ComparedSession
+    public var b: ComparedSession
+    public var differences: [Difference]
+}
+
+/// Which capture is nearer the server: decides the wording (`server sent`, `client
+/// received`).
+public enum Nearer: Sendable, Equatable {
+    case a, b
+}
+
+public struct ComparisonResult: Sendable {
+    public var pairs: [SessionPair]
+    public var unpairedA: [ComparedSession]
+    public var unpairedB: [ComparedSession]
+    /// Seconds to add to A's clock to match B's (estimated from the pairs).
+    public var clockOffset: Double
+    /// Which capture sat nearer the server.
+    public var nearer: Nearer
+    /// Whether `nearer` came from hop counts (else from the order: A is the sender's side).
+    public var nearerFromHops: Bool
+    public var identical: Bool { unpairedA.isEmpty && unpairedB.isEmpty && pairs.allSatisfy { $0.differences.isEmpty } }
+}
+
+/// Pairs the sessions of two captures of the same traffic taken at two points (sender and
+/// receiving MX, or both sides of a firewall) and lists what differs. Pairing does not rely on
+/// the 4-tuple (NAT and proxies change it): it reads start time (after estimating the clocks'
+/// offset), server name and port, EHLO name, the command sequence and message sizes.
+public enum Comparison {
+    /// Pairs further apart than this (after the offset) are not paired.
+    static let window = 120.0
+
+    public static func compare(_ a: [SessionRecord], _ b: [SessionRecord]) -> ComparisonResult {
+        let sa = a.map(ComparedSession.init), sb = b.map(ComparedSession.init)
+        let offset = estimateOffset(sa, sb)
+        // Candidates: every pair close enough in time; B sorted by start for a window search.
+        let orderB = sb.indices.sorted { seconds(sb[$0].record.start) < seconds(sb[$1].record.start) }
+        let startsB = orderB.map { seconds(sb[$0].record.start) }
+        var candidates: [(score: Double, i: Int, j: Int)] = []
+        for (i, x) in sa.enumerated() {
+            let t = seconds(x.record.start) + offset
+            var k = lowerBound(startsB, t - window)
+            while k < startsB.count && startsB[k] <= t + window {
+                let j = orderB[k]
+                let s = score(x, sb[j], offset: offset)
+                if s >= 4 { candidates.append((s, i, j)) }
+                k += 1
+            }
+        }
+        // Best first; ties by A's order then B's, so the result does not depend on hashing.
+        candidates.sort { ($0.score, -$0.i, -$0.j) > ($1.score, -$1.i, -$1.j) }
+        var usedA = Set<Int>(), usedB = Set<Int>()
+        var pairs: [(Int, Int)] = []
+        for c in candidates where !usedA.contains(c.i) && !usedB.contains(c.j) {
+            usedA.insert(c.i)
+            usedB.insert(c.j)
+            pairs.append((c.i, c.j))
+        }
+        pairs.sort { $0.0 < $1.0 }
+        let (nearer, fromHops) = nearerToServer(pairs.map { (sa[$0.0], sb[$0.1]) })
+        return ComparisonResult(
+            pairs: pairs.map { SessionPair(a: sa[$0.0], b: sb[$0.1], differences: differences(sa[$0.0], sb[$0.1], nearer: nearer)) },
+            unpairedA: sa.indices.filter { !usedA.contains($0) }.map { sa[$0] },
+            unpairedB: sb.indices.filter { !usedB.contains($0) }.map { sb[$0] },
+            clockOffset: offset, nearer: nearer, nearerFromHops: fromHops)
+    }
+
+    /// `b - a` in seconds.
+    public static func secondsBetween(_ a: Timestamp, _ b: Timestamp) -> Double { seconds(b) - seconds(a) }
+
+    static func seconds(_ t: Timestamp) -> Double { Double(t.seconds) + Double(t.nanoseconds) / 1e9 }
+
+    static func lowerBound(_ xs: [Double], _ v: Double) -> Int {
+        var lo = 0, hi = xs.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if xs[mid] < v { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// The clocks' offset: the most common difference of start times (whole seconds) among
+    /// sessions that agree on server, EHLO name and commands; 0 when none do.
+    static func estimateOffset(_ a: [ComparedSession], _ b: [ComparedSession]) -> Double {
+        var votes: [Int64: [Double]] = [:]
+        var budget = 200_000
+        for x in a {
+            for y in b where budget > 0 {
+                budget -= 1
+                guard x.record.server.port == y.record.server.port, similarity(x, y) >= 5 else { continue }
+                let d = seconds(y.record.start) - seconds(x.record.start)
+                votes[Int64(d.rounded()), default: []].append(d)
+            }
+        }
+        guard let best = votes.max(by: { ($0.value.count, -$0.key) < ($1.value.count, -$1.key) }) else { return 0 }
+        let ds = best.value.sorted()
+        return ds[ds.count / 2]
+    }
+
+    /// What two sessions share apart from time.
+    static func similarity(_ x: ComparedSession, _ y: ComparedSession) -> Double {
+        var s = 0.0
+        if let n = x.record.serverName, n == y.record.serverName { s += 3 }
+        if let h = x.record.heloName, h == y.record.heloName { s += 2 }
+        if x.record.server.port == y.record.server.port { s += 1 }
+        if !x.verbs.isEmpty || !y.verbs.isEmpty {
+            s += 3 * Double(lcs(x.verbs, y.verbs)) / Double(max(x.verbs.count, y.verbs.count))
+        }
+        if !x.messageSizes.isEmpty && x.messageSizes == y.messageSizes { s += 3 }
+        if x.record.ipVersion == y.record.ipVersion { s += 0.5 }
+        return s
+    }
+
+    static func score(_ x: ComparedSession, _ y: ComparedSession, offset: Double) -> Double {
+        let dt = abs(seconds(y.record.start) - seconds(x.record.start) - offset)
+        return similarity(x, y) + 3 * max(0, 1 - dt / 30)
+    }
+
+    static func lcs<T: Equatable>(_ a: [T], _ b: [T]) -> Int {
+        guard !a.isEmpty, !b.isEmpty else { return 0 }
+        var previous = [Int](repeating: 0, count: b.count + 1)
+        var current = previous
+        for x in a {
+            for (j, y) in b.enumerated() {
+                current[j + 1] = x == y ? previous[j] + 1 : max(previous[j + 1], current[j])
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+
+    /// Which capture sat nearer the server, by the pairs' hop counts: fewer hops to the server
+    /// (or more to the client) is nearer. A tie keeps the documented order: A is the sender's.
+    static func nearerToServer(_ pairs: [(ComparedSession, ComparedSession)]) -> (Nearer, Bool) {
+        var vote = 0
+        for (x, y) in pairs {
+            if let sx = x.path.serverHops, let sy = y.path.serverHops, sx != sy { vote += sx < sy ? -1 : 1 }
+            if let cx = x.path.clientHops, let cy = y.path.clientHops, cx != cy { vote += cx > cy ? -1 : 1 }
+        }
+        return (vote < 0 ? .a : .b, vote != 0)
+    }
+}
