@@ -91,7 +91,8 @@ let package = Package(
         .testTarget(name: "TCPReassemblyTests", dependencies: ["SMTPCapCore", "PacketDecoding", "TCPReassembly", "SMTPCapTestSupport"]),
         .testTarget(
             name: "SMTPMachineTests",
-            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Reporting", "SMTPCapTestSupport"]),
+            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Comparison", "Reporting",
+                           "SMTPCapTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SMTPCapTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

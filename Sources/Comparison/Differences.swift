@@ -239,3 +239,10 @@ extension Comparison {
                           a: lineA?.text, b: lineB?.text, message: message)
     }
 }
+
+extension Comparison {
+    /// Each line's direction and label (`EHLO reply line 3`), for tests.
+    public static func placedForTesting(_ transcript: [TranscriptLine]) -> [(Direction, String)] {
+        placed(transcript).map { ($0.direction, $0.label) }
+    }
+}

@@ -102,3 +102,8 @@ public enum ProviderKnowledge {
         return providers.first { $0.recognises(host: host, greeting: greeting, ehloLine: ehloLine) }
     }
 }
+
+/// The provider file's pattern matching, for tests.
+public enum MailProviderGlobProbe {
+    public static func matches(_ pattern: String, _ text: String) -> Bool { Glob(pattern).matches(text) }
+}
