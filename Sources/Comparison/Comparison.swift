@@ -9,15 +9,26 @@ public struct ComparedSession: Sendable {
     var verbs: [String]
     var messageSizes: [UInt64]
     var path: PathEvidence
+    /// A hash of what the client sent (EHLO name, command lines, message sizes): the same on
+    /// both sides of a path that does not rewrite commands.
+    var clientSide: Int
 
     public init(_ record: SessionRecord) {
         self.record = record
         verbs = (record.transcript ?? []).compactMap { line in
             guard line.direction == .clientToServer, !line.text.hasPrefix("<") else { return nil }
-            return String(line.text.prefix(while: { $0 != " " && $0 != ":" })).uppercased()
-        }
+            return String(line.text.prefix(while: { $0 != " " && $0 != ":" }).prefix(16)).uppercased()
+        }.prefix(Comparison.maxVerbs).map { $0 }
         messageSizes = record.messages.map(\.bytes)
         path = PathEvidence(record)
+        var h = Hasher()
+        h.combine(record.heloName)
+        h.combine(record.server.port)
+        for line in (record.transcript ?? []).prefix(Comparison.maxLines) where line.direction == .clientToServer {
+            h.combine(line.text)
+        }
+        h.combine(messageSizes)
+        clientSide = h.finalize()
     }
 }
 
@@ -67,6 +78,10 @@ public struct ComparisonResult: Sendable {
 public enum Comparison {
     /// Pairs further apart than this (after the offset) are not paired.
     static let window = 120.0
+    /// B sessions scored per A session, nearest in time first.
+    static let maxCandidates = 256
+    /// Commands compared per session when pairing.
+    static let maxVerbs = 64
 
     public static func compare(_ a: [SessionRecord], _ b: [SessionRecord]) -> ComparisonResult {
         let sa = a.map(ComparedSession.init), sb = b.map(ComparedSession.init)
@@ -76,13 +91,33 @@ public enum Comparison {
         let startsB = orderB.map { seconds(sb[$0].record.start) }
         var candidates: [(score: Double, i: Int, j: Int)] = []
         for (i, x) in sa.enumerated() {
+            // The B sessions nearest in time, outward from A's start, at most `maxCandidates`
+            // of them: a capture of many sessions in one minute stays linear.
             let t = seconds(x.record.start) + offset
-            var k = lowerBound(startsB, t - window)
-            while k < startsB.count && startsB[k] <= t + window {
+            let middle = lowerBound(startsB, t)
+            var before = middle - 1, after = middle, taken = 0
+            while taken < maxCandidates {
+                let useAfter: Bool
+                switch (before >= 0 && startsB[before] >= t - window, after < startsB.count && startsB[after] <= t + window) {
+                case (false, false): useAfter = false
+                case (true, false): useAfter = false
+                case (false, true): useAfter = true
+                case (true, true): useAfter = startsB[after] - t <= t - startsB[before]
+                }
+                let k: Int
+                if useAfter {
+                    k = after
+                    after += 1
+                } else if before >= 0 && startsB[before] >= t - window {
+                    k = before
+                    before -= 1
+                } else {
+                    break
+                }
+                taken += 1
                 let j = orderB[k]
                 let s = score(x, sb[j], offset: offset)
                 if s >= 4 { candidates.append((s, i, j)) }
-                k += 1
             }
         }
         // Best first; ties by A's order then B's, so the result does not depend on hashing.
@@ -117,9 +152,29 @@ public enum Comparison {
         return lo
     }
 
-    /// The clocks' offset: the most common difference of start times (whole seconds) among
-    /// sessions that agree on server, EHLO name and commands; 0 when none do.
+    /// The clocks' offset. First from anchors: sessions whose client side (EHLO name, every
+    /// command line, message sizes) occurs once in each capture are the same session, and the
+    /// median of their start differences is the offset. Without anchors, the most common
+    /// difference (whole seconds) among sessions that agree on server, EHLO name and commands,
+    /// the one nearest 0 on a tie; 0 when none agree.
     static func estimateOffset(_ a: [ComparedSession], _ b: [ComparedSession]) -> Double {
+        func counts(_ list: [ComparedSession]) -> [Int: (count: Int, index: Int)] {
+            var out: [Int: (count: Int, index: Int)] = [:]
+            for (i, x) in list.enumerated() {
+                out[x.clientSide, default: (0, i)].count += 1
+            }
+            return out
+        }
+        let ca = counts(a), cb = counts(b)
+        var anchors: [Double] = []
+        for (key, x) in ca where x.count == 1 {
+            guard let y = cb[key], y.count == 1 else { continue }
+            anchors.append(seconds(b[y.index].record.start) - seconds(a[x.index].record.start))
+        }
+        if !anchors.isEmpty {
+            anchors.sort()
+            return anchors[anchors.count / 2]
+        }
         var votes: [Int64: [Double]] = [:]
         var budget = 200_000
         for x in a {
@@ -130,7 +185,7 @@ public enum Comparison {
                 votes[Int64(d.rounded()), default: []].append(d)
             }
         }
-        guard let best = votes.max(by: { ($0.value.count, -$0.key) < ($1.value.count, -$1.key) }) else { return 0 }
+        guard let best = votes.max(by: { ($0.value.count, -abs($0.key)) < ($1.value.count, -abs($1.key)) }) else { return 0 }
         let ds = best.value.sorted()
         return ds[ds.count / 2]
     }

@@ -303,18 +303,6 @@ public enum JSONLinesReport {
         }
     }
 
-    static func pathObject(_ path: PathEvidence, into p: inout JSONObject) {
-        p.int("server_ttl", path.serverTTL)
-        p.int("server_initial_ttl", path.serverInitialTTL)
-        p.int("server_hops", path.serverHops)
-        p.int("client_ttl", path.clientTTL)
-        p.int("client_initial_ttl", path.clientInitialTTL)
-        p.int("client_hops", path.clientHops)
-        p.string("syn_ack", path.synAck?.description)
-        p.int("server_ttl_changes", path.serverTTLChanges)
-        p.string("vantage", path.vantage?.rawValue)
-    }
-
     static func tlsObject(_ tls: TLSFacts, into t: inout JSONObject) {
         t.bool("started", tls.started)
         t.int("frame", tls.frame)
@@ -419,38 +407,7 @@ public enum JSONLinesReport {
             x.rawText("missing_ip_versions", "[" + i.missingFamilies.sorted().map(String.init).joined(separator: ",") + "]")
             return x.closed
         }))
-        o.rawText("path_inconsistent", JSONObject.array(s.pathInconsistencies.map { i in
-            var x = JSONObject()
-            x.string("server", i.server)
-            func path(_ p: PathSignature) -> String {
-                var y = JSONObject()
-                y.int("ip_version", p.ipVersion)
-                y.int("ttl", p.ttl)
-                y.int("hops", p.hops)
-                y.string("syn_ack", p.synAck?.description)
-                y.int("example_session", p.session)
-                return y.closed
-            }
-            x.rawText("without_starttls", path(i.without))
-            x.rawText("with_starttls", path(i.with))
-            x.string("message", i.message)
-            return x.closed
-        }))
-        o.rawText("certificate_inconsistent", JSONObject.array(s.certificateInconsistencies.map { i in
-            var x = JSONObject()
-            x.string("server", i.server)
-            x.rawText("certificates", JSONObject.array([i.first, i.second].map { c in
-                var y = JSONObject()
-                y.string("sha256", c.sha256)
-                y.string("key_type", c.keyType)
-                y.int("ip_version", c.ipVersion)
-                y.int("hops", c.hops)
-                y.int("example_session", c.session)
-                return y.closed
-            }))
-            x.string("message", i.message)
-            return x.closed
-        }))
+        crossSession(s, into: &o)
         o.object("capture") { c in
             c.int("connections", capture.reassembly.connections)
             c.int("evicted", capture.reassembly.evicted)

@@ -274,50 +274,6 @@ public struct TextReport {
         }
     }
 
-    /// `path      server TTL 63 (1 hop away), client TTL 64 (0 hops): captured at the client;
-    /// SYN-ACK mss=1460,sack,ts,nop,wscale=7`.
-    func pathLine(_ p: PathEvidence, into w: inout TextWriter) {
-        guard p.serverTTL != nil || p.clientTTL != nil else { return }
-        w.add("  path      ")
-        var any = false
-        if let ttl = p.serverTTL, let hops = p.serverHops {
-            w.add("server TTL ")
-            w.int(ttl)
-            w.add(" (")
-            w.int(hops)
-            w.add(hops == 1 ? " hop)" : " hops)")
-            any = true
-        }
-        if let ttl = p.clientTTL, let hops = p.clientHops {
-            if any { w.add(", ") }
-            w.add("client TTL ")
-            w.int(ttl)
-            w.add(" (")
-            w.int(hops)
-            w.add(hops == 1 ? " hop)" : " hops)")
-        }
-        switch p.vantage {
-        case .client: w.add(": captured at the client")
-        case .server: w.add(": captured at the server (the client is routed to it)")
-        case .sameLink: w.add(": the server answered from the client's host or link")
-        case .between: w.add(": captured between them")
-        case nil: break
-        }
-        if let synAck = p.synAck {
-            w.add("; SYN-ACK ")
-            w.text(synAck.description)
-        }
-        if p.serverTTLChanges > 0, let changed = p.changedTTL {
-            w.add("; ")
-            w.int(p.serverTTLChanges)
-            w.add(" server packet(s) with TTL ")
-            w.int(changed)
-            w.add(" ")
-            w.frame(p.changedFrame)
-        }
-        w.add("\n")
-    }
-
     /// The TLS line, written straight into the report.
     func tlsLine(_ r: SessionRecord, into w: inout TextWriter) {
         guard let tls = r.tls, tls.started || tls.implicit || r.starttls.reply == 220 else { return w.add("none") }

@@ -15,7 +15,17 @@ ClientHello / ServerHello records after STARTTLS's 220 (or from the first
 byte for implicit TLS). A second, independent check uses tshark's own SMTP
 and TLS dissectors (smtp.req.command, ServerHello supported_version).
 The scenario table states what the generator did; both must agree.
+
+Path captures (make-path-captures.sh, table PATH) also get, per session:
+server_name (first word of the 220 greeting), path (TTL / hop limit of the
+client's SYN, the server's SYN-ACK and first data packet, the SYN-ACK's TCP
+options as a fingerprint string, TTL changes after the SYN-ACK) and
+certificate (SHA-256, key type/bits and chain length of a TLS <= 1.2
+Certificate message, from tshark's tls.handshake.certificate and openssl,
+checked against this script's own reassembly), and the two files of one
+run captured at both ends get "pairs" (which session is which).
 """
+import hashlib
 import json
 import os
 import re
@@ -267,6 +277,150 @@ WIRE = {
         "0xffff type 0x01 with 4 bytes) / inner Ethernet frame; UDP checksum computed.")]),
 }
 
+# ---- path captures (make-path-captures.sh): what the network path and the
+# server's identity look like. Extra facts per session: "server_name" (first
+# word of the greeting), "path" (TTL / hop limit of the client's SYN, the
+# server's SYN-ACK and first data packet, the SYN-ACK's TCP options, TTL
+# changes after the SYN-ACK) and "certificate" (leaf certificate of a TLS
+# <= 1.2 Certificate message, else null). The table gives the expected TTLs
+# (server_ttl, server_data_ttl, client_ttl) and, for certificates, a label:
+# every session with the same label must show the same certificate, and
+# different labels different ones (across all path files).
+ROUTED = (63, 63, 64)       # client-side capture, server one router away
+PROXIED = (64, 64, 64)      # client-side capture, a proxy in the middlebox answered
+AT_SRV_PROXY = (64, 64, 64) # server-side capture, client = the proxy (middlebox itself)
+AT_SRV_ROUTED = (64, 64, 63)  # server-side capture, client one router away
+CERT_SRV_RSA = ("server-rsa", "rsa", 2048, 1)
+CERT_SRV_EC = ("server-ecdsa", "ecdsa", 256, 1)
+CERT_PROXY = ("proxy-rsa", "rsa", 2048, 1)
+MX = "mx.example.org"
+MSFT_HOST = "AM4PEPF00027A6C.mail.protection.outlook.com"
+
+
+def PS(base, server_name, ttl, cert=None, notes="", ttl_changes=0):
+    d = dict(base)
+    d.update(server_name=server_name, ttl=ttl, cert=cert, notes=notes, ttl_changes=ttl_changes)
+    return d
+
+
+CMP_MASK = ("REAL, client side (tcpdump -i c0 in the client namespace), captured in the "
+            "same run as compare-server.pcap. swaks -tlso -> aiosmtpd (STARTTLS offered) over "
+            "IPv4 through the middlebox: nftables REDIRECTs port 25 to tools/strip_proxy.py "
+            "--mode mask, which terminates TCP (SYN-ACK TTL 64 from the middlebox itself, a "
+            "routed server's would be 63) and rewrites '250-STARTTLS' to '250-XXXXXXXA'; swaks "
+            "saw no STARTTLS and sent the message in plaintext.")
+CMP_V6 = ("REAL: same run, IPv6, routed untouched through the middlebox (hop limit 63): "
+          "STARTTLS offered and used, TLS 1.3 (certificate encrypted, so null).")
+CMP_DEL = ("REAL: same run, IPv4 through tools/strip_proxy.py --mode delete: the "
+           "'250-STARTTLS' line is gone from the EHLO reply (no mask left), plaintext "
+           "message; proxy TTL 64.")
+SRV_SIDE = ("REAL, server side (tcpdump -i s0 in the server namespace), the same run as "
+            "compare-client.pcap. ")
+INTERCEPT4 = ("REAL: swaks -tls --tls-protocol tlsv1_2 over IPv4; the middlebox REDIRECTs port "
+              "25 to tools/tls_intercept_proxy.py, which relays the plaintext dialogue "
+              "unchanged, forwards STARTTLS, relays the server's 220, completes TLS 1.2 with "
+              "the client using ITS OWN self-signed RSA-2048 certificate (CN mx.example.org, "
+              "made at run time) and opens its own TLS 1.2 connection to the real server. The "
+              "client sees the proxy's certificate and TTL 64 (TCP terminated in the middlebox).")
+DIRECT6 = ("REAL: swaks -tls --tls-protocol tlsv1_2 over IPv6, routed untouched (hop limit "
+           "63) to the real server (aiosmtpd, its own RSA-2048 certificate, also CN "
+           "mx.example.org): a different certificate than on IPv4.")
+PROVIDER = ("REAL: swaks -tlso -> tools/provider_server.py (aiosmtpd) presenting {who}'s "
+            "greeting and EHLO reply formats with the STARTTLS line DELETED ({how}); swaks "
+            "saw no STARTTLS and sent one message in plaintext. Server {addr}, routed (TTL 63).")
+PRIV_PF = ("REAL control: swaks -tlso -> Postfix 3.7, smtpd_tls_security_level = none, "
+           "banner '$myhostname ESMTP $mail_name (Debian/GNU)' = '220 mail.example.net ESMTP "
+           "Postfix (Debian/GNU)'; no STARTTLS offered, plaintext message; the same on IPv4 "
+           "and IPv6 ({fam}).")
+PRIV_AIO = ("REAL control: swaks -tlso -> aiosmtpd with its default greeting '220 "
+            "mail2.example.net Python SMTP 1.4.3', no STARTTLS offered, plaintext message; "
+            "the same on IPv4 and IPv6 ({fam}).")
+DUAL = ("REAL: Postfix 3.7 smtpd with smtpd_tls_cert_file/key_file (RSA 2048) AND "
+        "smtpd_tls_eccert_file/eckey_file (ECDSA P-256), both CN mx.example.org; swaks -tls "
+        "--tls-protocol tlsv1_2 --tls-cipher {ciphers}: OpenSSL picks the {kind} certificate "
+        "for the offered suites. Routed (TTL 63); message inside TLS.")
+PLAIN_NO = S(4, [False], False, None, False, None, 1)
+TLS12 = S(4, [True], True, 220, True, "TLSv1.2", 0)
+TLS13_6 = S(6, [True], True, 220, True, "TLSv1.3", 0)
+
+
+def v6(base):
+    d = dict(base)
+    d["ip_version"] = 6
+    return d
+
+
+def provider(who, host, how, a4, a6):
+    return [PS(PLAIN_NO, host, ROUTED, notes=PROVIDER.format(who=who, how=how, addr=a4)),
+            PS(v6(PLAIN_NO), host, ROUTED, notes=PROVIDER.format(who=who, how=how, addr=a6))]
+
+
+PATH = {
+    "compare-client.pcap": dict(pair_with="compare-server.pcap",
+                                matched_by=["message", "4-tuple", "message"], sessions=[
+        PS(S(4, [False], False, None, False, None, 1, masked=True), MX, PROXIED, notes=CMP_MASK),
+        PS(TLS13_6, MX, ROUTED, notes=CMP_V6),
+        PS(PLAIN_NO, MX, PROXIED, notes=CMP_DEL)]),
+    "compare-server.pcap": dict(pair_with="compare-client.pcap",
+                                matched_by=["message", "4-tuple", "message"], sessions=[
+        PS(S(4, [True], False, None, False, None, 1), MX, AT_SRV_PROXY, notes=SRV_SIDE + (
+            "The masked session of the client side as the server saw it: the client is the "
+            "proxy 203.0.113.1 (SYN TTL 64), the EHLO reply still lists STARTTLS, it is never "
+            "issued; plaintext message (looks like 'STARTTLS offered, unused').")),
+        PS(TLS13_6, MX, AT_SRV_ROUTED, notes=SRV_SIDE + (
+            "The IPv6 session, same 4-tuple on both sides (client hop limit 63 here): STARTTLS, "
+            "TLS 1.3.")),
+        PS(S(4, [True], False, None, False, None, 1), MX, AT_SRV_PROXY, notes=SRV_SIDE + (
+            "The delete-mode session as the server saw it: client 203.0.113.1, STARTTLS "
+            "offered, not used; plaintext message."))]),
+    "intercepted-ipv4-direct-ipv6.pcap": dict(sessions=[
+        PS(TLS12, MX, PROXIED, CERT_PROXY, INTERCEPT4),
+        PS(v6(TLS12), MX, ROUTED, CERT_SRV_RSA, DIRECT6),
+        PS(TLS12, MX, PROXIED, CERT_PROXY, "Second IPv4 session: " + INTERCEPT4),
+        PS(v6(TLS12), MX, ROUTED, CERT_SRV_RSA, "Second IPv6 session: " + DIRECT6)]),
+    "provider-banners.pcap": dict(sessions=(
+        provider("Google", "mx.google.com", "greeting '220 mx.google.com ESMTP <id> - gsmtp', "
+                 "EHLO '250-mx.google.com at your service, [<client ip>]', SIZE 157286400, "
+                 "8BITMIME, ENHANCEDSTATUSCODES, PIPELINING, CHUNKING, SMTPUTF8",
+                 "203.0.113.31", "2001:db8:2::31")
+        + provider("Microsoft 365", MSFT_HOST, "greeting '220 " + MSFT_HOST + " Microsoft "
+                   "ESMTP MAIL Service ready at <RFC 2822 date>', EHLO '250-" + MSFT_HOST
+                   + " Hello [<client ip>]', SIZE 157286400, PIPELINING, DSN, "
+                   "ENHANCEDSTATUSCODES, 8BITMIME, BINARYMIME, CHUNKING, SMTPUTF8",
+                   "203.0.113.32", "2001:db8:2::32")
+        + provider("Yahoo", "mta4265.mail.ne1.yahoo.com", "greeting '220 mta4265.mail.ne1.yahoo.com "
+                   "ESMTP ready' (the MX mta7.am0.yahoodns.net declares a *.yahoo.com name), EHLO "
+                   "'250-mta4265.mail.ne1.yahoo.com', PIPELINING, SIZE 41943040, "
+                   "'250 8BITMIME': STARTTLS was the last line, so 8BITMIME became final",
+                   "203.0.113.33", "2001:db8:2::33")
+        + provider("Apple iCloud", "iCloud", "greeting '220 iCloud iscream SMTP proxy - "
+                   "p00-iscream-smtp-<pod> 3.5.0 (<build>)' as observed from "
+                   "mx01.mail.icloud.com, so the greeting's first word is 'iCloud'; EHLO "
+                   "'250-p00-iscream-smtp-<pod>', PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES "
+                   "(the list after PIPELINING is assumed)",
+                   "203.0.113.34", "2001:db8:2::34"))),
+    "private-no-starttls.pcap": dict(sessions=[
+        PS(PLAIN_NO, "mail.example.net", ROUTED, notes=PRIV_PF.format(fam="IPv4, 203.0.113.41")),
+        PS(v6(PLAIN_NO), "mail.example.net", ROUTED,
+           notes=PRIV_PF.format(fam="IPv6, 2001:db8:2::41")),
+        PS(PLAIN_NO, "mail2.example.net", ROUTED, notes=PRIV_AIO.format(fam="IPv4, 203.0.113.42")),
+        PS(v6(PLAIN_NO), "mail2.example.net", ROUTED,
+           notes=PRIV_AIO.format(fam="IPv6, 2001:db8:2::42"))]),
+    "ttl-rewritten.pcap": dict(sessions=[
+        PS(PLAIN_NO, "mail.example.net", ROUTED, ttl_changes=1, notes=(
+            "REWRITTEN: the first (IPv4, Postfix) session of private-no-starttls.pcap alone, "
+            "its frames unchanged but one: the server's EHLO reply, whose IPv4 TTL "
+            "tools/pcap_mangle.py ttl set to 254 (checksum recomputed), as a box one hop away "
+            "with an initial TTL of 255 would send it had it rewritten or injected the reply. "
+            "Every other server packet keeps the server's TTL 63."))]),
+    "dual-certificate.pcap": dict(sessions=[
+        PS(TLS12, MX, ROUTED, CERT_SRV_RSA, "IPv4. " + DUAL.format(
+            ciphers="'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256'", kind="RSA")),
+        PS(v6(TLS12), MX, ROUTED, CERT_SRV_EC, "IPv6. " + DUAL.format(
+            ciphers="'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256'",
+            kind="ECDSA"))]),
+}
+
 # facts that cannot be re-derived from a damaged file by the reassembler:
 # they are taken from the scenario table (see notes) instead
 UNVERIFIABLE = {
@@ -301,7 +455,8 @@ def truncated_check(path, want):
 FIELDS = ["frame.number", "tcp.stream", "ip.src", "ip.dst", "ipv6.src",
           "ipv6.dst", "tcp.srcport", "tcp.dstport", "tcp.flags.syn",
           "tcp.flags.ack", "tcp.seq", "tcp.len", "tcp.payload",
-          "frame.protocols", "frame.time_epoch"]
+          "frame.protocols", "frame.time_epoch", "ip.ttl", "ipv6.hlim",
+          "tcp.options"]
 
 
 def tshark(args):
@@ -412,17 +567,78 @@ def is_client_hello(data):
     return len(data) >= 6 and data[0] == 0x16 and data[1] == 3 and data[5] == 1
 
 
+def tls_certificates(data):
+    """DER certificates of the first Certificate handshake message (type 11)
+    in the plaintext handshake records of a server's TLS stream, or None.
+    Stops at ChangeCipherSpec, so only a TLS <= 1.2 Certificate (sent in
+    clear) is found; TLS 1.3 encrypts it."""
+    hs, pos = b"", 0
+    while pos + 5 <= len(data) and data[pos] in (0x14, 0x15, 0x16, 0x17):
+        ln = int.from_bytes(data[pos + 3:pos + 5], "big")
+        if data[pos] != 0x16:
+            break
+        hs += data[pos + 5:pos + 5 + ln]
+        pos += 5 + ln
+    p = 0
+    while p + 4 <= len(hs):
+        t, ln = hs[p], int.from_bytes(hs[p + 1:p + 4], "big")
+        body = hs[p + 4:p + 4 + ln]
+        if len(body) < ln:
+            return None
+        if t == 11:
+            certs, q = [], 3
+            end = 3 + int.from_bytes(body[0:3], "big")
+            while q + 3 <= end:
+                cl = int.from_bytes(body[q:q + 3], "big")
+                certs.append(body[q + 3:q + 3 + cl])
+                q += 3 + cl
+            return certs
+        p += 4 + ln
+    return None
+
+
+def options_fingerprint(hexopts):
+    """TCP options (raw bytes, hex) as 'mss=1460,sack,ts,nop,wscale=7': wire
+    order, stop at EOL (kind 0, not printed)."""
+    b = bytes.fromhex(hexopts.replace(":", "")) if hexopts else b""
+    toks, i = [], 0
+    while i < len(b):
+        k = b[i]
+        if k == 0:
+            break
+        if k == 1:
+            toks.append("nop")
+            i += 1
+            continue
+        ln = b[i + 1] if i + 1 < len(b) else 0
+        v = b[i + 2:i + ln]
+        if k == 2:
+            toks.append(f"mss={int.from_bytes(v, 'big')}")
+        elif k == 3:
+            toks.append(f"wscale={v[0] if v else ''}")
+        else:
+            toks.append({4: "sack", 5: "sackblk", 8: "ts"}.get(k, f"opt{k}"))
+        i += max(ln, 2)
+    return ",".join(toks)
+
+
 def smtp_facts(cli, srv, saw_syn):
     f = dict(ehlo_starttls_offered=[], starttls_command=False,
              starttls_reply=None, tls_handshake=False, tls_version=None,
              plaintext_data_messages=0, plaintext_auth=False,
              masked_starttls=False, injected_after_starttls=[],
              _messages=[], _content=[])
+    f["_certs"] = None
+    f["server_name"] = None
     if is_client_hello(cli):              # implicit TLS
         f["tls_handshake"] = True
         f["tls_version"] = tls_server_version(srv)
+        f["_certs"] = tls_certificates(srv)
         return f
     replies, srv_end = parse_replies(srv)
+    if saw_syn and replies and replies[0][0] == 220:
+        words = replies[0][1][0][4:].split()
+        f["server_name"] = words[0].decode("latin-1") if words else None
     ri = 1 if saw_syn else 0              # skip the greeting
     pos, auth_cont, bdat_open = 0, False, False
 
@@ -485,10 +701,47 @@ def smtp_facts(cli, srv, saw_syn):
                     rest = rest[e + 2:]
                 f["tls_handshake"] = is_client_hello(rest)
                 f["tls_version"] = tls_server_version(srv[srv_end:])
+                f["_certs"] = tls_certificates(srv[srv_end:])
                 break
     if bdat_open:
         f["plaintext_data_messages"] += 1
     return f
+
+
+def key_info(der):
+    """(key_type, key_bits) of a DER certificate, from openssl x509 -text."""
+    txt = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-text"], input=der,
+                         capture_output=True, check=True).stdout.decode()
+    alg = re.search(r"Public Key Algorithm: (\S+)", txt).group(1)
+    kt = {"rsaEncryption": "rsa", "id-ecPublicKey": "ecdsa", "ED25519": "ed25519",
+          "ED448": "ed448", "dsaEncryption": "dsa", "rsassaPss": "rsa-pss"}.get(alg, alg)
+    bits = re.search(r"Public-Key: \((\d+) bit\)", txt)
+    return kt, int(bits.group(1)) if bits else {"ed25519": 256, "ed448": 456}.get(kt)
+
+
+def cert_facts(chain):
+    """certificate fact from a list of DER certificates (leaf first)."""
+    kt, kb = key_info(chain[0])
+    return dict(sha256=hashlib.sha256(chain[0]).hexdigest(), key_type=kt, key_bits=kb,
+                chain_length=len(chain))
+
+
+def path_facts(pkts, c_ip, c_port):
+    """TTL (IPv4) / hop limit (IPv6) of the client's SYN, the server's SYN-ACK
+    and first payload packet, the SYN-ACK's TCP options, and how many server
+    packets after the SYN-ACK carry another TTL. pkts: derive()'s tuples."""
+    up = [(p[0], p[1]) == (c_ip, c_port) for p in pkts]
+    syn = next((p for p, u in zip(pkts, up) if u and p[7] and not p[12]), None)
+    ia = next((i for i, (p, u) in enumerate(zip(pkts, up)) if not u and p[7] and p[12]), None)
+    data = next((p for p, u in zip(pkts, up) if not u and p[5] > 0), None)
+    sa = pkts[ia] if ia is not None else None
+    return dict(
+        server_ttl=sa[10] if sa else None,
+        server_data_ttl=data[10] if data else None,
+        client_ttl=syn[10] if syn else None,
+        syn_ack=options_fingerprint(sa[11]) if sa else None,
+        server_ttl_changes=(sum(1 for p, u in zip(pkts[ia + 1:], up[ia + 1:])
+                                if not u and p[10] != sa[10]) if sa else None))
 
 
 def derive(path, decode=()):
@@ -502,9 +755,12 @@ def derive(path, decode=()):
         if v["tcp.flags.syn"] in ("1", "True") and v["tcp.flags.ack"] in ("0", "False"):
             st["syn"] = (src, sp, dst, dp)
         payload = bytes.fromhex(v["tcp.payload"].replace(":", "")) if v["tcp.payload"] else b""
+        ttl = v["ipv6.hlim"] if ":" in src else v["ip.ttl"]
         st["pkts"].append((src, sp, dst, dp, int(v["tcp.seq"]), int(v["tcp.len"] or 0),
                            payload, v["tcp.flags.syn"] in ("1", "True"),
-                           int(v["frame.number"]), v["frame.time_epoch"]))
+                           int(v["frame.number"]), v["frame.time_epoch"],
+                           int(ttl) if ttl else None, v["tcp.options"],
+                           v["tcp.flags.ack"] in ("1", "True")))
     sessions = []
     for sid in sorted(streams, key=int):
         st = streams[sid]
@@ -518,7 +774,7 @@ def derive(path, decode=()):
                 c_ip, c_port, s_ip, s_port = dst, dp, src, sp
         dirs = {True: [], False: []}
         isn = {True: None, False: None}
-        for src, sp, dst, dp, seq, ln, data, syn, _, _ in st["pkts"]:
+        for src, sp, dst, dp, seq, ln, data, syn, *_ in st["pkts"]:
             up = (src, sp) == (c_ip, c_port)
             if syn:
                 isn[up] = seq + 1
@@ -530,9 +786,14 @@ def derive(path, decode=()):
         cli, cgaps, ctr = reassemble(dirs[True], isn[True])
         srv, sgaps, str_ = reassemble(dirs[False], isn[False])
         f = smtp_facts(cli, srv, st["syn"] is not None)
+        chain = f.pop("_certs")
         s = dict(client=endpoint(c_ip, c_port), server=endpoint(s_ip, s_port),
                  ip_version=6 if ":" in c_ip else 4)
         s.update(f)
+        s["_stream"] = sid
+        s["path"] = path_facts(st["pkts"], c_ip, c_port)
+        s["_message_sha256"] = [hashlib.sha256(cli[a:b]).hexdigest() for a, b in f["_content"]]
+        s["certificate"] = cert_facts(chain) if chain else None
         s["_gaps"] = cgaps + sgaps
         s["_truncated"] = ctr or str_
         s["_midstream"] = st["syn"] is None
@@ -794,15 +1055,191 @@ def wire_entry(d, name):
     return entry, problems
 
 
+# ---- path captures: certificate, greeting and SYN-ACK from tshark's own
+# dissection (the independent derivation), compared with derive()'s.
+TLS_OPTS = ["-o", "tls.desegment_ssl_records:TRUE", "-o", "tcp.desegment_tcp_streams:TRUE",
+            "-d", "tcp.port==465,tls"]
+
+
+def first_per_stream(path, flt, fields, extra=()):
+    """{tcp.stream: [field values]} of the first frame per stream matching flt."""
+    out = tshark(["-r", path] + list(extra) + ["-Y", flt, "-T", "fields", "-E", "separator=\t",
+                  "-E", "occurrence=a", "-E", "aggregator=,", "-e", "tcp.stream"]
+                 + sum((["-e", f] for f in fields), []))
+    res = {}
+    for line in out.splitlines():
+        v = line.split("\t")
+        res.setdefault(v[0], v[1:])
+    return res
+
+
+def tshark_certificates(path):
+    """{stream: (sender endpoint, [DER, ...])} of the first Certificate message."""
+    res = {}
+    for sid, (s4, s6, sp, certs) in first_per_stream(
+            path, "tls.handshake.certificate",
+            ["ip.src", "ipv6.src", "tcp.srcport", "tls.handshake.certificate"], TLS_OPTS).items():
+        res[sid] = (endpoint(s4 or s6, int(sp)),
+                    [bytes.fromhex(c.replace(":", "")) for c in certs.split(",") if c])
+    return res
+
+
+def tshark_greetings(path):
+    """{stream: server name}: first word of the first SMTP response if 220."""
+    res = {}
+    for sid, (code, text) in first_per_stream(path, "smtp.response.code",
+                                              ["smtp.response.code", "smtp.rsp.parameter"]).items():
+        words = text.split(",")[0].split()
+        res[sid] = words[0] if code.split(",")[0] == "220" and words else None
+    return res
+
+
+def tshark_synack(path):
+    """{stream: fingerprint} of the first SYN-ACK, from tshark's option fields."""
+    res = {}
+    for sid, (kinds, mss, ws) in first_per_stream(
+            path, "tcp.flags.syn == 1 && tcp.flags.ack == 1",
+            ["tcp.option_kind", "tcp.options.mss_val", "tcp.options.wscale.shift"]).items():
+        mss, ws, toks = iter(mss.split(",")), iter(ws.split(",")), []
+        for k in (int(x) for x in kinds.split(",") if x):
+            if k == 0:
+                break
+            toks.append({1: "nop", 4: "sack", 5: "sackblk", 8: "ts"}.get(k) or (
+                f"mss={next(mss)}" if k == 2 else f"wscale={next(ws)}" if k == 3 else f"opt{k}"))
+        res[sid] = ",".join(toks)
+    return res
+
+
+def path_entry(d, name, cache):
+    """expected.json entry of a make-path-captures.sh file, and problems."""
+    spec = PATH[name]
+    path = os.path.join(d, name)
+    problems, sessions = [], []
+    got = cache.setdefault(name, derive(path))
+    disc = dissector_check(path)
+    certs, greet, synack = tshark_certificates(path), tshark_greetings(path), tshark_synack(path)
+    want = spec["sessions"]
+    if len(got) != len(want):
+        problems.append(f"{name}: {len(got)} TCP sessions on the wire, {len(want)} expected")
+    for i, (g, w) in enumerate(zip(got, want)):
+        sid = g["_stream"]
+        for k in KEYS + ["server_name"]:
+            if g[k] != w[k]:
+                problems.append(f"{name} session {i}: {k} derived {g[k]!r}, expected {w[k]!r}")
+        dc = disc[int(sid)]
+        if any(c.startswith("STAR") for c in dc["cmds"]) != w["starttls_command"]:
+            problems.append(f"{name} session {i}: tshark smtp.req.command {sorted(dc['cmds'])} vs starttls_command {w['starttls_command']}")
+        if ("AUTH" in dc["cmds"]) != w["plaintext_auth"]:
+            problems.append(f"{name} session {i}: tshark AUTH vs plaintext_auth {w['plaintext_auth']}")
+        if dc["ver"] != w["tls_version"]:
+            problems.append(f"{name} session {i}: tshark ServerHello {dc['ver']} vs tls_version {w['tls_version']}")
+        if w["plaintext_data_messages"] and "DATA" not in dc["cmds"]:
+            problems.append(f"{name} session {i}: tshark sees no DATA {sorted(dc['cmds'])}")
+        if len(g["_messages"]) != w["plaintext_data_messages"]:
+            problems.append(f"{name} session {i}: {len(g['_messages'])} DATA contents measured")
+        if greet.get(sid) != g["server_name"]:
+            problems.append(f"{name} session {i}: tshark greeting name {greet.get(sid)!r} vs {g['server_name']!r}")
+        pth = g["path"]
+        ttl = (pth["server_ttl"], pth["server_data_ttl"], pth["client_ttl"])
+        if ttl != tuple(w["ttl"]):
+            problems.append(f"{name} session {i}: TTLs (server, server data, client) {ttl}, expected {w['ttl']}")
+        if pth["server_ttl_changes"] != w["ttl_changes"]:
+            problems.append(f"{name} session {i}: {pth['server_ttl_changes']} server TTL changes, expected {w['ttl_changes']}")
+        if not pth["syn_ack"] or pth["syn_ack"] != synack.get(sid):
+            problems.append(f"{name} session {i}: SYN-ACK options {pth['syn_ack']!r}, tshark {synack.get(sid)!r}")
+        # the certificate fact comes from tshark's Certificate message; the
+        # one derive() read from its own reassembly must be the same
+        cert = None
+        if sid in certs:
+            sender, chain = certs[sid]
+            if sender != g["server"]:
+                problems.append(f"{name} session {i}: Certificate sent by {sender}, not the server")
+            cert = cert_facts(chain)
+        if cert != g["certificate"]:
+            problems.append(f"{name} session {i}: certificate tshark {cert} vs reassembled {g['certificate']}")
+        wc = w["cert"]
+        if (cert is None) != (wc is None):
+            problems.append(f"{name} session {i}: certificate {cert}, expected {wc}")
+        elif cert and (cert["key_type"], cert["key_bits"], cert["chain_length"]) != tuple(wc[1:]):
+            problems.append(f"{name} session {i}: certificate {cert}, expected {wc}")
+        s = dict(client=g["client"], server=g["server"])
+        s.update({k: w[k] for k in KEYS})
+        s["server_name"] = g["server_name"]
+        s["path"] = pth
+        s["certificate"] = cert
+        s["notes"] = w["notes"]
+        sessions.append(s)
+        print(f"{name} #{i}: {g['client']} -> {g['server']} "
+              + " ".join(f"{k}={g[k]}" for k in KEYS)
+              + f" server_name={g['server_name']} path={json.dumps(pth)}"
+              + (f" cert={cert['key_type']}/{cert['key_bits']} {cert['sha256'][:16]}..." if cert else "")
+              + (f" gaps={g['_gaps']}" if g["_gaps"] else ""))
+    return dict(file=name, sessions=sessions), problems
+
+
+def path_pairs(d, name, cache):
+    """Which session of PATH[name]['pair_with'] (the same run seen at the
+    other end) is which session of name: the same client/server endpoints,
+    else (a proxy in between) the byte-identical plaintext message."""
+    spec = PATH[name]
+    other = spec["pair_with"]
+    a = cache.setdefault(name, derive(os.path.join(d, name)))
+    b = cache.setdefault(other, derive(os.path.join(d, other)))
+    pairs, problems, used = [], [], set()
+    for i, g in enumerate(a):
+        how, j = "4-tuple", next((j for j, h in enumerate(b) if j not in used
+                                  and (h["client"], h["server"]) == (g["client"], g["server"])), None)
+        if j is None and g["_message_sha256"]:
+            cand = [j for j, h in enumerate(b)
+                    if j not in used and h["_message_sha256"] == g["_message_sha256"]]
+            how, j = "message", (cand[0] if len(cand) == 1 else None)
+        if j is None:
+            problems.append(f"{name} session {i}: no counterpart in {other}")
+            continue
+        used.add(j)
+        pairs.append(dict(this=dict(session=i, client=g["client"], server=g["server"]),
+                          other=dict(file=other, session=j, client=b[j]["client"],
+                                     server=b[j]["server"]),
+                          matched_by=how))
+    if [p["matched_by"] for p in pairs] != spec["matched_by"] or len(used) != len(b):
+        problems.append(f"{name}: pairs {[(p['this']['session'], p['other']['session'], p['matched_by']) for p in pairs]}, "
+                        f"expected every session matched by {spec['matched_by']}")
+    return pairs, problems
+
+
+def cert_labels(manifest):
+    """Same label -> same certificate, different labels -> different ones."""
+    seen, problems = {}, []
+    for e in manifest:
+        if e["file"] not in PATH:
+            continue
+        for i, (s, w) in enumerate(zip(e["sessions"], PATH[e["file"]]["sessions"])):
+            if w["cert"] and s["certificate"]:
+                seen.setdefault(w["cert"][0], set()).add(s["certificate"]["sha256"])
+    for label, shas in seen.items():
+        if len(shas) != 1:
+            problems.append(f"certificate {label}: {len(shas)} different certificates")
+    firsts = [sorted(v)[0] for v in seen.values()]
+    if len(set(firsts)) != len(firsts):
+        problems.append(f"certificates of different labels are identical: {seen}")
+    return problems
+
+
 def expected(d):
     problems, manifest = [], []
     files = sorted(f for f in os.listdir(d) if f.endswith((".pcap", ".pcapng")))
     for m in (x for x in WIRE if WIRE[x].get("merge")):
         if os.path.exists(os.path.join(d, m)):
             files = sorted(files + [m])
-    for name in sorted((set(SCENARIOS) | set(WIRE)) - set(files)):
+    for name in sorted((set(SCENARIOS) | set(WIRE) | set(PATH)) - set(files)):
         problems.append(f"{name}: capture missing")
+    cache = {}
     for name in files:
+        if name in PATH:
+            entry, p = path_entry(d, name, cache)
+            problems += p
+            manifest.append(entry)
+            continue
         if name in WIRE:
             entry, p = wire_entry(d, name)
             problems += p
@@ -846,6 +1283,16 @@ def expected(d):
                   + (" truncated" if g["_truncated"] else "")
                   + (" midstream" if g["_midstream"] else ""))
         manifest.append(dict(file=name, sessions=sessions))
+    for entry in manifest:
+        if entry["file"] in PATH and "pair_with" in PATH[entry["file"]] \
+                and os.path.exists(os.path.join(d, PATH[entry["file"]]["pair_with"])):
+            entry["pairs"], p = path_pairs(d, entry["file"], cache)
+            problems += p
+            for pr in entry["pairs"]:
+                print(f"{entry['file']} pair: #{pr['this']['session']} {pr['this']['client']} = "
+                      f"{pr['other']['file']} #{pr['other']['session']} {pr['other']['client']} "
+                      f"({pr['matched_by']})")
+    problems += cert_labels(manifest)
     with open(os.path.join(d, "expected.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
         fh.write("\n")

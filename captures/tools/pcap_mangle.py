@@ -6,6 +6,9 @@
                                          (timestamps stay in place, so the
                                          file looks like packets arriving
                                          out of order)
+  pcap_mangle.py ttl  IN OUT T N [N ...]  set the IPv4 TTL of Ethernet frame
+                                         N to T and recompute its header
+                                         checksum
 Frames are the packet numbers tshark/editcap show (1-based).
 """
 import struct
@@ -38,9 +41,28 @@ def write_pcap(path, e, hdr, pkts):
             f.write(body)
 
 
+def set_ttl(body, ttl):
+    """An Ethernet frame with IPv4 inside, its TTL set and checksum redone."""
+    if len(body) < 34 or body[12:14] != b"\x08\x00":
+        raise SystemExit("ttl: not an Ethernet/IPv4 frame")
+    ihl = (body[14] & 0x0f) * 4
+    h = bytearray(body[14:14 + ihl])
+    h[8] = ttl
+    h[10:12] = b"\x00\x00"
+    total = sum(struct.unpack("!%dH" % (ihl // 2), bytes(h)))
+    while total > 0xffff:
+        total = (total & 0xffff) + (total >> 16)
+    h[10:12] = struct.pack("!H", ~total & 0xffff)
+    return body[:14] + bytes(h) + body[14 + ihl:]
+
+
 def main():
     op, src, dst = sys.argv[1:4]
-    frames = sorted({int(x) for x in sys.argv[4:]})
+    args = sys.argv[4:]
+    ttl = None
+    if op == "ttl":
+        ttl, args = int(args[0]), args[1:]
+    frames = sorted({int(x) for x in args})
     e, hdr, pkts = read_pcap(src)
     if op == "dup":
         out = []
@@ -54,6 +76,9 @@ def main():
             a, b = pkts[n - 1], pkts[n]
             # exchange contents, keep the time line monotonic
             a[2:], b[2:] = b[2:], a[2:]
+    elif op == "ttl":
+        for n in frames:
+            pkts[n - 1][3] = set_ttl(pkts[n - 1][3], ttl)
     else:
         raise SystemExit(f"unknown operation {op}")
     write_pcap(dst, e, hdr, pkts)

@@ -7,6 +7,10 @@ Listens on every --listen address (IPv4 and/or IPv6) on --port.
   --refuse-starttls        advertise STARTTLS but answer 454 to it
   --auth tls|plain         offer AUTH PLAIN/LOGIN; 'tls' = only after
                            STARTTLS, 'plain' = also in cleartext
+  --hostname NAME          name in the greeting and EHLO reply
+                           (default mx.example.org)
+  --ident TEXT             greeting text after the name (default "ESMTP";
+                           "" = aiosmtpd's own, "Python SMTP <version>")
 Credentials accepted: user "alice@example.org", password "S3cr3t-Hunter2".
 Messages are accepted and discarded.
 """
@@ -45,6 +49,7 @@ def main():
     ap.add_argument("--listen", action="append", required=True)
     ap.add_argument("--port", type=int, default=25)
     ap.add_argument("--hostname", default="mx.example.org")
+    ap.add_argument("--ident", default="ESMTP")
     ap.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--implicit-tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--refuse-starttls", action="store_true")
@@ -64,7 +69,7 @@ def main():
         cls = RefusingSMTP
         # any context: only used so that aiosmtpd advertises STARTTLS
         tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    kw = dict(hostname=a.hostname, ident="ESMTP", tls_context=tls_context)
+    kw = dict(hostname=a.hostname, ident=a.ident or None, tls_context=tls_context)
     if a.auth:
         kw.update(authenticator=authenticator,
                   auth_require_tls=(a.auth == "tls"))

@@ -128,6 +128,11 @@ async def handle(creader, cwriter, mode):
         print(f"strip_proxy: upstream connect failed: {e}", file=sys.stderr)
         cwriter.close()
         return
+    # the two ends of the relayed session, for pairing client-side and
+    # server-side captures (make-path-captures.sh)
+    local = swriter.get_extra_info("sockname")
+    print(f"strip_proxy: {peer[0]}:{peer[1]} -> {host}:{port} via {local[0]}:{local[1]}",
+          file=sys.stderr, flush=True)
     await asyncio.gather(pump_client_to_server(creader, swriter),
                          pump_server_to_client(sreader, cwriter, mode))
     for w in (cwriter, swriter):
