@@ -12,6 +12,10 @@ public struct ComparedSession: Sendable {
     /// A hash of what the client sent (EHLO name, command lines, message sizes): the same on
     /// both sides of a path that does not rewrite commands.
     var clientSide: Int
+    /// The 4-tuple as text, for anchoring when nothing translated it.
+    var tuple: String
+    /// A hash of `verbs`: equal verb lists skip the LCS.
+    var verbsHash: Int
 
     public init(_ record: SessionRecord) {
         self.record = record
@@ -29,6 +33,8 @@ public struct ComparedSession: Sendable {
         }
         h.combine(messageSizes)
         clientSide = h.finalize()
+        tuple = record.client.description + " " + record.server.description
+        verbsHash = verbs.hashValue
     }
 }
 
@@ -49,6 +55,8 @@ public struct Difference: Sendable, Hashable {
 public struct SessionPair: Sendable {
     public var a: ComparedSession
     public var b: ComparedSession
+    /// Which capture was nearer the server for this pair.
+    public var serverSide: Nearer
     public var differences: [Difference]
 }
 
@@ -79,7 +87,7 @@ public enum Comparison {
     /// Pairs further apart than this (after the offset) are not paired.
     static let window = 120.0
     /// B sessions scored per A session, nearest in time first.
-    static let maxCandidates = 256
+    static let maxCandidates = 64
     /// Commands compared per session when pairing.
     static let maxVerbs = 64
 
@@ -117,7 +125,7 @@ public enum Comparison {
                 taken += 1
                 let j = orderB[k]
                 let s = score(x, sb[j], offset: offset)
-                if s >= 4 { candidates.append((s, i, j)) }
+                if s >= 6 { candidates.append((s, i, j)) }
             }
         }
         // Best first; ties by A's order then B's, so the result does not depend on hashing.
@@ -132,7 +140,14 @@ public enum Comparison {
         pairs.sort { $0.0 < $1.0 }
         let (nearer, fromHops) = nearerToServer(pairs.map { (sa[$0.0], sb[$0.1]) })
         return ComparisonResult(
-            pairs: pairs.map { SessionPair(a: sa[$0.0], b: sb[$0.1], differences: differences(sa[$0.0], sb[$0.1], nearer: nearer)) },
+            pairs: pairs.map { p in
+                // Each pair by its own hops (mail may flow both ways through one firewall); the
+                // captures' overall vote, then the order, when it has none.
+                let (own, ownFromHops) = nearerToServer([(sa[p.0], sb[p.1])])
+                let side = ownFromHops ? own : nearer
+                return SessionPair(a: sa[p.0], b: sb[p.1], serverSide: side,
+                                   differences: differences(sa[p.0], sb[p.1], nearer: side))
+            },
             unpairedA: sa.indices.filter { !usedA.contains($0) }.map { sa[$0] },
             unpairedB: sb.indices.filter { !usedB.contains($0) }.map { sb[$0] },
             clockOffset: offset, nearer: nearer, nearerFromHops: fromHops)
@@ -152,42 +167,60 @@ public enum Comparison {
         return lo
     }
 
-    /// The clocks' offset. First from anchors: sessions whose client side (EHLO name, every
-    /// command line, message sizes) occurs once in each capture are the same session, and the
-    /// median of their start differences is the offset. Without anchors, the most common
-    /// difference (whole seconds) among sessions that agree on server, EHLO name and commands,
-    /// the one nearest 0 on a tie; 0 when none agree.
+    /// The clocks' offset. First from anchors: the same 4-tuple in both captures (nothing
+    /// translated it), or a client side (EHLO name, every command line, message sizes) that
+    /// occurs once in each capture; the median of their start differences. Without anchors,
+    /// each A session votes with the most similar B session nearest in time, in 10 ms bins;
+    /// the fullest bin wins, the one nearest 0 on a tie; 0 when nothing is similar.
     static func estimateOffset(_ a: [ComparedSession], _ b: [ComparedSession]) -> Double {
-        func counts(_ list: [ComparedSession]) -> [Int: (count: Int, index: Int)] {
-            var out: [Int: (count: Int, index: Int)] = [:]
-            for (i, x) in list.enumerated() {
-                out[x.clientSide, default: (0, i)].count += 1
-            }
-            return out
-        }
-        let ca = counts(a), cb = counts(b)
         var anchors: [Double] = []
-        for (key, x) in ca where x.count == 1 {
-            guard let y = cb[key], y.count == 1 else { continue }
-            anchors.append(seconds(b[y.index].record.start) - seconds(a[x.index].record.start))
+        var byTuple: [String: Int] = [:]
+        for (j, y) in b.enumerated() { byTuple[y.tuple, default: j] = j }
+        for x in a {
+            if let j = byTuple[x.tuple], x.clientSide == b[j].clientSide {
+                anchors.append(seconds(b[j].record.start) - seconds(x.record.start))
+            }
+        }
+        if anchors.isEmpty {
+            func counts(_ list: [ComparedSession]) -> [Int: (count: Int, index: Int)] {
+                var out: [Int: (count: Int, index: Int)] = [:]
+                for (i, x) in list.enumerated() { out[x.clientSide, default: (0, i)].count += 1 }
+                return out
+            }
+            let ca = counts(a), cb = counts(b)
+            for (key, x) in ca where x.count == 1 {
+                guard let y = cb[key], y.count == 1 else { continue }
+                anchors.append(seconds(b[y.index].record.start) - seconds(a[x.index].record.start))
+            }
         }
         if !anchors.isEmpty {
             anchors.sort()
             return anchors[anchors.count / 2]
         }
-        var votes: [Int64: [Double]] = [:]
-        var budget = 200_000
-        for x in a {
-            for y in b where budget > 0 {
+        // Votes: A sessions spread over the whole capture, at most 2,000 of them, each against
+        // the B sessions of the same client side (or all, few enough).
+        var groups: [Int: [Int]] = [:]
+        for (j, y) in b.enumerated() { groups[y.clientSide, default: []].append(j) }
+        var votes: [Int64: Int] = [:]
+        let step = max(1, a.count / 2_000)
+        var budget = 400_000
+        for i in stride(from: 0, to: a.count, by: step) {
+            let x = a[i]
+            let pool = groups[x.clientSide] ?? []
+            var best: (score: Double, distance: Double, d: Double)?
+            for j in pool.prefix(512) {
+                guard budget > 0 else { break }
                 budget -= 1
-                guard x.record.server.port == y.record.server.port, similarity(x, y) >= 5 else { continue }
-                let d = seconds(y.record.start) - seconds(x.record.start)
-                votes[Int64(d.rounded()), default: []].append(d)
+                let d = seconds(b[j].record.start) - seconds(x.record.start)
+                let s = similarity(x, b[j])
+                if best == nil || s > best!.score || (s == best!.score && abs(d) < best!.distance) {
+                    best = (s, abs(d), d)
+                }
             }
+            if let best { votes[Int64((best.d * 100).rounded()), default: 0] += 1 }
         }
-        guard let best = votes.max(by: { ($0.value.count, -abs($0.key)) < ($1.value.count, -abs($1.key)) }) else { return 0 }
-        let ds = best.value.sorted()
-        return ds[ds.count / 2]
+        guard let winner = votes.max(by: { ($0.value, -abs($0.key), $0.key) < ($1.value, -abs($1.key), $1.key) }) else { return 0 }
+        return Double(winner.key) / 100
     }
 
     /// What two sessions share apart from time.
@@ -196,9 +229,12 @@ public enum Comparison {
         if let n = x.record.serverName, n == y.record.serverName { s += 3 }
         if let h = x.record.heloName, h == y.record.heloName { s += 2 }
         if x.record.server.port == y.record.server.port { s += 1 }
-        if !x.verbs.isEmpty || !y.verbs.isEmpty {
+        if x.verbsHash == y.verbsHash && x.verbs == y.verbs {
+            if !x.verbs.isEmpty { s += 3 }
+        } else if !x.verbs.isEmpty || !y.verbs.isEmpty {
             s += 3 * Double(lcs(x.verbs, y.verbs)) / Double(max(x.verbs.count, y.verbs.count))
         }
+        if x.clientSide == y.clientSide { s += 1 }
         if !x.messageSizes.isEmpty && x.messageSizes == y.messageSizes { s += 3 }
         if x.record.ipVersion == y.record.ipVersion { s += 0.5 }
         return s

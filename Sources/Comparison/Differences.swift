@@ -82,6 +82,24 @@ extension Comparison {
     enum Edit { case same(Int, Int), onlyA(Int), onlyB(Int) }
 
     static func edits(_ a: [PlacedLine], _ b: [PlacedLine]) -> [Edit] {
+        // The common head and tail are kept lines; only what lies between needs the table.
+        var head = 0
+        while head < a.count && head < b.count && a[head] == b[head] { head += 1 }
+        var tail = 0
+        while tail < a.count - head && tail < b.count - head && a[a.count - 1 - tail] == b[b.count - 1 - tail] { tail += 1 }
+        var out = (0..<head).map { Edit.same($0, $0) }
+        for e in middleEdits(Array(a[head..<(a.count - tail)]), Array(b[head..<(b.count - tail)])) {
+            switch e {
+            case .same(let i, let j): out.append(.same(i + head, j + head))
+            case .onlyA(let i): out.append(.onlyA(i + head))
+            case .onlyB(let j): out.append(.onlyB(j + head))
+            }
+        }
+        for k in 0..<tail { out.append(.same(a.count - tail + k, b.count - tail + k)) }
+        return out
+    }
+
+    static func middleEdits(_ a: [PlacedLine], _ b: [PlacedLine]) -> [Edit] {
         let n = a.count, m = b.count
         // Suffix LCS table, 16-bit (lines are capped at 2000).
         var table = [UInt16](repeating: 0, count: (n + 1) * (m + 1))
@@ -126,6 +144,19 @@ extension Comparison {
         if a.server != b.server {
             out.append(Difference(what: "server address", direction: nil, a: a.server.description, b: b.server.description,
                 message: "the server is \(a.server.description) in A and \(b.server.description) in B: redirected on the path"))
+        }
+
+        // A capture that holds one direction only shows every line of the other as changed
+        // on the path: say so first.
+        for (name, r, other) in [("A", a, b), ("B", b, a)] {
+            if r.serverStats.bytes == 0 && other.serverStats.bytes > 0 {
+                out.append(Difference(what: "capture", direction: "server-to-client", a: nil, b: nil,
+                    message: "\(name) holds none of the server's bytes of this session (one direction captured): its missing replies are the capture's, not the path's"))
+            }
+            if r.clientStats.bytes == 0 && other.clientStats.bytes > 0 {
+                out.append(Difference(what: "capture", direction: "client-to-server", a: nil, b: nil,
+                    message: "\(name) holds none of the client's bytes of this session (one direction captured): its missing commands are the capture's, not the path's"))
+            }
         }
 
         // The dialogue, line by line.
@@ -191,13 +222,20 @@ extension Comparison {
             }
         }
 
-        // The path: a capture point on the path sees client hops + server hops = the whole
-        // distance; two points on one path see the same total.
-        if let sa = x.path.serverHops, let ca = x.path.clientHops, let sb = y.path.serverHops, let cb = y.path.clientHops,
-           sa + ca != sb + cb {
-            let ta = "client \(ca) + server \(sa) hops", tb = "client \(cb) + server \(sb) hops"
-            out.append(Difference(what: "path", direction: nil, a: ta, b: tb,
-                message: "the two ends are \(sa + ca) hops apart in A and \(sb + cb) in B: something between them answers for one end"))
+        // The path, per direction (routes there and back may differ in length): the
+        // server's packets cannot arrive with fewer hops at the capture nearer the client than
+        // at the one nearer the server, nor the client's the other way round. If they do,
+        // something between the two points answers for one end.
+        let near = nearer == .a ? x.path : y.path, far = nearer == .a ? y.path : x.path
+        if let sn = near.serverHops, let sf = far.serverHops, sf < sn {
+            out.append(Difference(what: "path", direction: "server-to-client", a: x.path.serverHops.map { "server \($0) hops" },
+                                  b: y.path.serverHops.map { "server \($0) hops" },
+                message: "the server's packets arrive \(sf) hops away at the client's side but \(sn) at the server's: something between them answers for the server"))
+        }
+        if let cn = near.clientHops, let cf = far.clientHops, cn < cf {
+            out.append(Difference(what: "path", direction: "client-to-server", a: x.path.clientHops.map { "client \($0) hops" },
+                                  b: y.path.clientHops.map { "client \($0) hops" },
+                message: "the client's packets arrive \(cn) hops away at the server's side but \(cf) at the client's: something between them answers for the client"))
         }
         if let pa = x.path.synAck, let pb = y.path.synAck {
             var na = pa, nb = pb

@@ -49,11 +49,15 @@ public struct PathSignature: Sendable, Hashable {
     /// than IPv4's for the same link (its header is 20 bytes longer), so it is compared as the
     /// IPv4 value.
     func sameRoute(_ o: PathSignature) -> Bool { hops == o.hops && sameSynAck(o) }
-    func sameSynAck(_ o: PathSignature) -> Bool { normalizedSynAck == o.normalizedSynAck }
-    var normalizedSynAck: TCPOptionsPrint? {
-        guard var options = synAck else { return nil }
-        if ipVersion == 6 && options.mss != 0 { options.mss &+= 20 }
-        return options
+    /// The same SYN-ACK as far as the server chose it: its MSS (IPv6's compared as IPv4's)
+    /// and its window scale. SACK and timestamps answer what the client's SYN offered, so
+    /// they say nothing of the server; a SYN-ACK not seen matches any.
+    func sameSynAck(_ o: PathSignature) -> Bool {
+        guard let x = synAck, let y = o.synAck else { return true }
+        let mx = Int(x.mss) + (ipVersion == 6 ? 20 : 0), my = Int(y.mss) + (o.ipVersion == 6 ? 20 : 0)
+        if x.mss != 0 && y.mss != 0 && mx != my { return false }
+        if x.hasWindowScale && y.hasWindowScale && x.windowScale != y.windowScale { return false }
+        return true
     }
 
     var familyName: String { ipVersion == 6 ? "IPv6" : "IPv4" }
@@ -191,7 +195,9 @@ public struct CaptureSummary: Sendable {
         // EHLO replies in plaintext (before an accepted STARTTLS), and whether one offered it.
         var plaintextEHLO = false
         var offered = false
-        for e in r.ehlo where e.code / 100 == 2 && !(r.starttls.reply == 220 && r.starttls.frame.map { e.frame > $0 } == true) {
+        // A reply a gap damaged proves nothing missing (it may have lost the line).
+        for e in r.ehlo where e.code / 100 == 2 && (e.complete || e.starttls)
+            && !(r.starttls.reply == 220 && r.starttls.frame.map { e.frame > $0 } == true) {
             plaintextEHLO = true
             if e.starttls { offered = true }
         }
@@ -214,21 +220,17 @@ public struct CaptureSummary: Sendable {
             tally(&familyTallies.v4[default: OfferTally()])
         }
 
-        if let cert = r.tls?.certificate, !cert.sha256.isEmpty {
-            let path = PathEvidence(r)
-            let sighting = CertificateSighting(sha256: cert.sha256, keyType: cert.keyType, ipVersion: r.ipVersion,
-                                               hops: path.serverHops, session: r.id)
-            let key = GroupKey(name: r.serverName ?? r.tls?.clientHello?.serverName, server: r.server)
-            addCertificate(sighting, key: key)
+        let path = PathEvidence(r)
+        if r.tls?.certificate != nil {
+            addCertificate(of: r, hops: path.serverHops)
         }
 
         // Group by the name the server declares; else by its address.
         guard plaintextEHLO else { return }
-        let signature: PathSignature? = {
-            let path = PathEvidence(r)
-            guard let ttl = path.serverTTL, let hops = path.serverHops else { return nil }
-            return PathSignature(ipVersion: r.ipVersion, ttl: ttl, hops: hops, synAck: path.synAck, session: r.id)
-        }()
+        var signature: PathSignature?
+        if let ttl = path.serverTTL, let hops = path.serverHops {
+            signature = PathSignature(ipVersion: r.ipVersion, ttl: ttl, hops: hops, synAck: path.synAck, session: r.id)
+        }
         let identity = GroupKey(name: r.serverName, server: r.server)
         // One lookup for a server seen before (the common case), not two.
         let index: Dictionary<GroupKey, Group>.Index
@@ -260,6 +262,13 @@ public struct CaptureSummary: Sendable {
 
     static func addPath(_ p: PathSignature, to list: inout [PathSignature]) {
         if list.count < maxPaths && !list.contains(where: { $0.samePath(p) }) { list.append(p) }
+    }
+
+    mutating func addCertificate(of r: borrowing SessionRecord, hops: Int?) {
+        guard let cert = r.tls?.certificate, !cert.sha256.isEmpty else { return }
+        let sighting = CertificateSighting(sha256: cert.sha256, keyType: cert.keyType, ipVersion: r.ipVersion,
+                                           hops: hops, session: r.id)
+        addCertificate(sighting, key: GroupKey(name: r.serverName ?? r.tls?.clientHello?.serverName, server: r.server))
     }
 
     mutating func addCertificate(_ c: CertificateSighting, key: GroupKey) {
@@ -323,7 +332,9 @@ public struct CaptureSummary: Sendable {
             for m in g.missingPaths {
                 // A path that also carried STARTTLS does not explain its absence.
                 guard !g.offeredPaths.contains(where: { $0.sameRoute(m) }) else { continue }
-                if let o = g.offeredPaths.first {
+                // A box that answers for the server sits before it: fewer hops away, or a
+                // SYN-ACK of its own. More hops without STARTTLS is another server, not a box.
+                if let o = g.offeredPaths.first(where: { m.hops < $0.hops || !m.sameSynAck($0) }) {
                     return PathInconsistency(server: key.name ?? key.server.description, without: m, with: o)
                 }
             }

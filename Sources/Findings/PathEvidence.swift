@@ -42,7 +42,7 @@ public struct PathEvidence: Sendable, Hashable {
         clientInitialTTL = clientTTL.map(PathObservation.initialTTL)
         clientHops = clientTTL.map { Int(PathObservation.initialTTL(for: $0)) - Int($0) }
         synAck = server.synOptions
-        serverTTLChanges = server.ttlChanges
+        serverTTLChanges = Int(server.ttlChanges)
         changedTTL = server.changedTTL
         changedFrame = server.changedFrame
         if let s = serverHops, let c = clientHops {

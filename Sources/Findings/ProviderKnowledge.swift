@@ -25,35 +25,48 @@ public struct MailProvider: Sendable, Hashable {
 /// A case-insensitive whole-string pattern where `*` matches any run of characters.
 struct Glob: Sendable, Hashable {
     let pattern: [UInt8]
+    /// The literal text after the last `*` (all of it without one): a text that does not end
+    /// with it cannot match, which rejects most names at once.
+    let tail: [UInt8]
 
-    init(_ text: String) { pattern = Array(text.utf8).map(Self.lower) }
+    init(_ text: String) {
+        pattern = Array(text.utf8).map(Self.lower)
+        tail = Array(pattern.split(separator: 0x2a, omittingEmptySubsequences: false).last ?? [])
+    }
 
+    @inline(__always)
     static func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5a ? b | 0x20 : b }
 
     /// The classic two-pointer match with one backtrack point: linear in practice, at most
-    /// pattern × text steps.
+    /// pattern × text steps. Reads the text in place (no copy).
     func matches(_ text: String) -> Bool {
-        let t = Array(text.utf8.prefix(512)).map(Self.lower)
-        var p = 0, i = 0
-        var star = -1, mark = 0
-        while i < t.count {
-            if p < pattern.count && pattern[p] != 0x2a && pattern[p] == t[i] {
-                p += 1
-                i += 1
-            } else if p < pattern.count && pattern[p] == 0x2a {
-                star = p
-                mark = i
-                p += 1
-            } else if star >= 0 {
-                p = star + 1
-                mark += 1
-                i = mark
-            } else {
-                return false
+        var text = text
+        return text.withUTF8 { t in
+            let n = min(t.count, 512)
+            guard n >= tail.count else { return false }
+            for i in 0..<tail.count where Self.lower(t[n - tail.count + i]) != tail[i] { return false }
+            var p = 0, i = 0
+            var star = -1, mark = 0
+            while i < n {
+                let c = Self.lower(t[i])
+                if p < pattern.count && pattern[p] != 0x2a && pattern[p] == c {
+                    p += 1
+                    i += 1
+                } else if p < pattern.count && pattern[p] == 0x2a {
+                    star = p
+                    mark = i
+                    p += 1
+                } else if star >= 0 {
+                    p = star + 1
+                    mark += 1
+                    i = mark
+                } else {
+                    return false
+                }
             }
+            while p < pattern.count && pattern[p] == 0x2a { p += 1 }
+            return p == pattern.count
         }
-        while p < pattern.count && pattern[p] == 0x2a { p += 1 }
-        return p == pattern.count
     }
 }
 
@@ -95,10 +108,27 @@ public enum ProviderKnowledge {
         return out
     }
 
+    /// The literal ends of every host pattern: a name that ends with none of them is no
+    /// provider's, which most names show at once (a few byte compares, no string passed on).
+    static let hostTails: [[UInt8]] = providers.flatMap { $0.hosts.map(\.tail) }
+
+    /// Whether `host` could match some provider's host pattern.
+    public static func mayBeProvider(_ host: String) -> Bool {
+        var host = host
+        return host.withUTF8 { h in
+            hostTails.contains { tail in
+                guard h.count >= tail.count else { return false }
+                let start = h.count - tail.count
+                for i in 0..<tail.count where Glob.lower(h[start + i]) != tail[i] { return false }
+                return true
+            }
+        }
+    }
+
     /// The provider a server is, from the name it declared, its greeting text and its EHLO
     /// reply's first line.
     public static func provider(host: String?, greeting: String?, ehloLine: String?) -> MailProvider? {
-        guard let host, !host.isEmpty else { return nil }
+        guard let host, !host.isEmpty, mayBeProvider(host) else { return nil }
         return providers.first { $0.recognises(host: host, greeting: greeting, ehloLine: ehloLine) }
     }
 }

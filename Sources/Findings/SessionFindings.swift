@@ -18,7 +18,7 @@ public enum SessionFindings {
 
     /// The large provider the server is, from its greeting and first EHLO reply.
     static func recognisedProvider(_ r: borrowing SessionRecord) -> MailProvider? {
-        guard !ProviderKnowledge.providers.isEmpty, r.serverName != nil else { return nil }
+        guard let host = r.serverName, ProviderKnowledge.mayBeProvider(host) else { return nil }
         let ehloLine = r.ehlo.first(where: { $0.firstLine != nil })?.firstLine
         let greeting = r.banner.flatMap { isMaskedBanner($0) ? nil : $0 }
         return ProviderKnowledge.provider(host: r.serverName, greeting: greeting, ehloLine: ehloLine)
@@ -188,7 +188,8 @@ public enum SessionFindings {
                 let masked = r.ehlo.flatMap(\.maskedKeywords).first ?? "XXXXXXXA"
                 return (.stripped, "NOT ENCRYPTED: server's EHLO reply had no STARTTLS (masked as \(masked): a middlebox is stripping it)")
             }
-            if let provider = r.provider, r.ehlo.contains(where: { !$0.starttls && $0.code / 100 == 2 }) {
+            let rewritten = r.findings.contains { $0.code == .starttlsStripped && $0.frame != nil && $0.frame == r.starttls.frame }
+            if let provider = r.provider, !rewritten, r.ehlo.contains(where: { !$0.starttls && $0.code / 100 == 2 }) {
                 return (.stripped, "NOT ENCRYPTED: \(r.serverName ?? "the server") (\(provider)) always offers STARTTLS, its EHLO reply had none: something on the path removed it")
             }
             return (.stripped, "NOT ENCRYPTED: STARTTLS was rewritten on the path (the server answered it as an unknown command)")

@@ -46,6 +46,12 @@ public struct TCPSegment: Sendable {
     public var sequence: UInt32
     public var acknowledgment: UInt32
     public var flags: TCPFlags
+    /// The innermost IP header's TTL (IPv4) or hop limit (IPv6). Beside `flags`, in padding.
+    public var ttl: UInt8 = 0
+    /// For a SYN, the TCP option bytes the frame holds, just before `payloadOffset` (low 7
+    /// bits), and whether the snap length cut the options the header claims (0x80); 0 for
+    /// other packets. Read by `synOptions(in:)`.
+    public var options: UInt8 = 0
     /// Offset of the first payload byte in the frame.
     public var payloadOffset: Int
     /// Payload bytes present in the frame.
@@ -56,16 +62,12 @@ public struct TCPSegment: Sendable {
     /// Where the connection was seen beyond its 4-tuple (interface, tunnels), as a number the
     /// caller gives out per distinct context; 0 for a plain capture.
     public var context: UInt32 = 0
-    /// The innermost IP header's TTL (IPv4) or hop limit (IPv6).
-    public var ttl: UInt8 = 0
-    /// A SYN's TCP options (nil for other packets).
-    public var synOptions: TCPOptionsPrint?
 
     public init(source: Endpoint, destination: Endpoint, sequence: UInt32, acknowledgment: UInt32,
                 flags: TCPFlags, payloadOffset: Int, capturedPayload: Int, wirePayload: Int,
-                ttl: UInt8 = 0, synOptions: TCPOptionsPrint? = nil) {
+                ttl: UInt8 = 0, options: UInt8 = 0) {
         self.ttl = ttl
-        self.synOptions = synOptions
+        self.options = options
         self.source = source
         self.destination = destination
         self.sequence = sequence
@@ -74,6 +76,19 @@ public struct TCPSegment: Sendable {
         self.payloadOffset = payloadOffset
         self.capturedPayload = capturedPayload
         self.wirePayload = wirePayload
+    }
+}
+
+extension TCPSegment {
+    /// The TCP options of the frame this segment was decoded from, as a print (a snap length
+    /// may cut them: the print says so).
+    public func synOptions(in frame: Span<UInt8>) -> TCPOptionsPrint {
+        let present = Int(options & 0x7f)
+        let start = payloadOffset - present
+        guard start >= 0, payloadOffset <= frame.count else { return TCPOptionsPrint() }
+        var print = TCPOptionsPrint(frame.extracting(start..<payloadOffset))
+        if options & 0x80 != 0 { print.truncated = true }
+        return print
     }
 }
 
@@ -440,23 +455,24 @@ public struct PacketDecoder: Sendable {
         let payloadOffset = offset + headerLength
         // Options cut by the snap length: the header is still usable, the payload is all missing.
         let captured = max(0, min(wirePayload, n - payloadOffset))
-        let flags = TCPFlags(rawValue: frame[offset + 13] & 0x1f)
-        var options: TCPOptionsPrint?
-        if _slowPath(flags.contains(.syn)) {
-            // The options the frame holds (a snap length may cut them: the print says so).
-            options = TCPOptionsPrint(frame.extracting((offset + 20)..<min(payloadOffset, n)))
-            if payloadOffset > n { options!.truncated = true }
+        // For a SYN: the options present in the frame (0...40), and whether the snap length
+        // cut them.
+        let flagBits = frame[offset + 13]
+        var options: UInt8 = 0
+        if _slowPath(flagBits & 0x02 != 0) {
+            let present = min(headerLength - 20, max(0, n - offset - 20))
+            options = UInt8(truncatingIfNeeded: present) | (present < headerLength - 20 ? 0x80 : 0)
         }
         return .tcp(TCPSegment(
             source: Endpoint(address: source, port: Self.u16(frame, offset)),
             destination: Endpoint(address: destination, port: Self.u16(frame, offset + 2)),
             sequence: Self.u32(frame, offset + 4),
             acknowledgment: Self.u32(frame, offset + 8),
-            flags: flags,
+            flags: TCPFlags(rawValue: flagBits & 0x1f),
             payloadOffset: min(payloadOffset, n),
             capturedPayload: captured,
             wirePayload: wirePayload,
             ttl: ttl,
-            synOptions: options))
+            options: options))
     }
 }

@@ -75,6 +75,7 @@ public struct CompareReport {
             let a = pair.a.record, b = pair.b.record
             o.object("a") { Self.sessionObject(a, into: &$0) }
             o.object("b") { Self.sessionObject(b, into: &$0) }
+            o.string("server_side", pair.serverSide == .a ? "a" : "b")
             o.objects("differences", pair.differences) { d, x in
                 x.string("what", d.what)
                 x.string("direction", d.direction)

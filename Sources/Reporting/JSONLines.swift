@@ -57,6 +57,11 @@ public struct JSONObject {
         key(k)
         out.append(utf8: json)
     }
+    /// A value written by `body` straight into the buffer (JSON text made by smtpcap itself).
+    public mutating func custom(_ k: StaticString, _ body: (ByteSink) -> Void) {
+        key(k)
+        body(out)
+    }
     /// A key whose name is not a literal (anomaly names, server keys); escaped.
     public mutating func int(dynamicKey k: String, _ v: Int) {
         if !first { out.append(0x2c) }

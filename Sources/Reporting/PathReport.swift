@@ -13,7 +13,15 @@ extension JSONLinesReport {
         p.int("client_ttl", path.clientTTL)
         p.int("client_initial_ttl", path.clientInitialTTL)
         p.int("client_hops", path.clientHops)
-        p.string("syn_ack", path.synAck?.description)
+        if let synAck = path.synAck {
+            p.custom("syn_ack") { out in
+                out.append(0x22)
+                synAck.withText { out.append(span: $0) }
+                out.append(0x22)
+            }
+        } else {
+            p.raw("syn_ack", "null")
+        }
         p.int("server_ttl_changes", path.serverTTLChanges)
         p.string("vantage", path.vantage?.rawValue)
     }
@@ -78,7 +86,7 @@ extension TextReport {
             w.add(hops == 1 ? " hop)" : " hops)")
         }
         switch p.vantage {
-        case .client: w.add(": captured at the client")
+        case .client: w.add(": captured on the client's host or link")
         case .server: w.add(": captured at the server (the client is routed to it)")
         case .sameLink: w.add(": the server answered from the client's host or link")
         case .between: w.add(": captured between them")
@@ -86,7 +94,7 @@ extension TextReport {
         }
         if let synAck = p.synAck {
             w.add("; SYN-ACK ")
-            w.text(synAck.description)
+            synAck.withText { w.out.append(span: $0) }
         }
         if p.serverTTLChanges > 0, let changed = p.changedTTL {
             w.add("; ")

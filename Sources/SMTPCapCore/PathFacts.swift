@@ -2,10 +2,11 @@
 /// two values a fingerprint shows (MSS and window scale). Made by the decoder for SYN
 /// packets only; shown as `mss=1460,sack,ts,nop,wscale=7`.
 public struct TCPOptionsPrint: Sendable, Hashable {
-    public static let capacity = 16
-    /// Kinds, one byte each, first in the low byte of `low`.
+    /// Kinds kept: real stacks send five to eight options in a SYN-ACK.
+    public static let capacity = 10
+    /// Kinds, one byte each, first in the low byte of `low`; the ninth and tenth in `high`.
     var low: UInt64 = 0
-    var high: UInt64 = 0
+    var high: UInt16 = 0
     public private(set) var count: UInt8 = 0
     public var mss: UInt16 = 0
     public var windowScale: UInt8 = 0
@@ -14,15 +15,17 @@ public struct TCPOptionsPrint: Sendable, Hashable {
 
     public init() {}
 
+    /// The options include a window scale (kind 3).
+    public var hasWindowScale: Bool { (0..<Int(count)).contains { kind(at: $0) == 3 } }
+
     public func kind(at i: Int) -> UInt8 {
-        let word = i < 8 ? low : high
-        return UInt8(truncatingIfNeeded: word >> UInt64((i & 7) * 8))
+        i < 8 ? UInt8(truncatingIfNeeded: low >> UInt64(i * 8)) : UInt8(truncatingIfNeeded: high >> UInt16((i - 8) * 8))
     }
 
     mutating func append(_ kind: UInt8) {
         guard Int(count) < Self.capacity else { truncated = true; return }
         let i = Int(count)
-        if i < 8 { low |= UInt64(kind) << UInt64(i * 8) } else { high |= UInt64(kind) << UInt64((i - 8) * 8) }
+        if i < 8 { low |= UInt64(kind) << UInt64(i * 8) } else { high |= UInt16(kind) << UInt16((i - 8) * 8) }
         count += 1
     }
 
@@ -52,20 +55,62 @@ public struct TCPOptionsPrint: Sendable, Hashable {
     /// `mss=1460,sack,ts,nop,wscale=7`: kinds in wire order; `opt<kind>` for kinds without a
     /// short name; a trailing `...` when the options were cut.
     public var description: String {
-        var parts: [String] = []
+        withText { text in
+            var out: [UInt8] = []
+            out.append(span: text)
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
+    /// The description as bytes, made in a fixed buffer (no heap): at most ten options of
+    /// nine characters and a comma, and `,...`.
+    public func withText<R>(_ body: (Span<UInt8>) -> R) -> R {
+        var text = OptionsText()
         for i in 0..<Int(count) {
+            if i > 0 { text.byte(0x2c) }
             switch kind(at: i) {
-            case 1: parts.append("nop")
-            case 2: parts.append("mss=\(mss)")
-            case 3: parts.append("wscale=\(windowScale)")
-            case 4: parts.append("sack")
-            case 5: parts.append("sackblk")
-            case 8: parts.append("ts")
-            case let k: parts.append("opt\(k)")
+            case 1: text.word("nop")
+            case 2: text.word("mss="); text.number(Int(mss))
+            case 3: text.word("wscale="); text.number(Int(windowScale))
+            case 4: text.word("sack")
+            case 5: text.word("sackblk")
+            case 8: text.word("ts")
+            case let k: text.word("opt"); text.number(Int(k))
             }
         }
-        if truncated { parts.append("...") }
-        return parts.joined(separator: ",")
+        if truncated { text.word(count > 0 ? ",..." : "...") }
+        return body(text.bytes.span.extracting(0..<text.count))
+    }
+}
+
+/// The fixed buffer `TCPOptionsPrint.withText` writes into.
+struct OptionsText {
+    var bytes = InlineArray<128, UInt8>(repeating: 0)
+    var count = 0
+
+    mutating func byte(_ b: UInt8) {
+        guard count < 128 else { return }
+        bytes[count] = b
+        count += 1
+    }
+
+    mutating func word(_ s: StaticString) {
+        s.withUTF8Buffer { for b in $0 { byte(b) } }
+    }
+
+    mutating func number(_ v: Int) {
+        var divisor = 10_000
+        var x = v
+        var started = false
+        while divisor > 0 {
+            let d = x / divisor
+            if d > 0 || started || divisor == 1 {
+                byte(UInt8(d) + 0x30)
+                started = true
+            }
+            x -= d * divisor
+            divisor /= 10
+        }
     }
 }
 
@@ -83,7 +128,7 @@ public struct PathObservation: Sendable, Hashable {
     /// Packets after the handshake whose TTL differed from the first one's, the first such TTL
     /// and its frame. The handshake itself is not compared: a SYN proxy or load balancer may
     /// answer the SYN from another hop than the server's data.
-    public var ttlChanges = 0
+    public var ttlChanges: UInt32 = 0
     /// The changed TTL farthest from the first (the first of them) and how far it was.
     public var largestDeviation: UInt8 = 0
     public var changedTTL: UInt8?
@@ -93,15 +138,25 @@ public struct PathObservation: Sendable, Hashable {
 
     public init() {}
 
-    @inline(__always)
+    /// `seen` and `dataTTL` are both set: from here a packet with the first TTL and no SYN
+    /// changes nothing, and is passed with two compares.
+    public var settled = false
+
+    @inlinable @inline(__always)
     public mutating func observe(ttl: UInt8, syn: Bool, data: Bool, frame: UInt64) {
-        if _slowPath(syn) {
+        if _fastPath(settled && ttl == firstTTL && !syn) { return }
+        record(ttl: ttl, syn: syn, data: data, frame: frame)
+    }
+
+    @usableFromInline
+    mutating func record(ttl: UInt8, syn: Bool, data: Bool, frame: UInt64) {
+        if syn {
             if synTTL == nil { synTTL = ttl }
-        } else if _slowPath(!seen) {
+        } else if !seen {
             seen = true
             firstTTL = ttl
-        } else if _slowPath(ttl != firstTTL) {
-            ttlChanges += 1
+        } else if ttl != firstTTL {
+            ttlChanges &+= 1
             let deviation = ttl > firstTTL ? ttl - firstTTL : firstTTL - ttl
             if changedTTL == nil || deviation > largestDeviation {
                 changedTTL = ttl
@@ -109,7 +164,8 @@ public struct PathObservation: Sendable, Hashable {
                 largestDeviation = deviation
             }
         }
-        if _slowPath(data) && dataTTL == nil { dataTTL = ttl }
+        if data && dataTTL == nil { dataTTL = ttl }
+        settled = seen && dataTTL != nil
     }
 
     /// The TTL that stands for this side: its SYN's, else its first data packet's, else the
@@ -127,3 +183,4 @@ public struct PathObservation: Sendable, Hashable {
         return 255
     }
 }
+

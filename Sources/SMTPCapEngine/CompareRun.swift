@@ -21,6 +21,9 @@ public enum CompareRun {
         o.progress = false
         let engine = Engine(options: o)
         _ = try engine.run()
+        if engine.sessionsNotKept > 0 {
+            throw PcapError(.other, "\(path) holds more sessions than compare keeps (\(engine.sessions.count + engine.sessionsNotKept); at most \(SessionPrinter.maxCollected), 1,000,000 transcript lines): cut both captures to the time of the test (editcap -A/-B)")
+        }
         if engine.sessions.isEmpty {
             let seen = CaptureExplanation.notSMTP(engine.captureFacts, sessions: 0) ?? "\(engine.captureFacts.packets) packet(s)"
             throw PcapError(.other, "\(path) holds no SMTP session to compare (\(seen))")

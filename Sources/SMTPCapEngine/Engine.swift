@@ -33,6 +33,8 @@ public final class Engine {
 
     /// The sessions, in the order they started, when the format is `records`.
     public var sessions: [SessionRecord] { printer.collected }
+    /// Sessions past the bounds of `records` (counted, not kept).
+    public var sessionsNotKept: Int { printer.notCollected }
     /// What the capture held beyond its sessions.
     public var captureFacts: CaptureFacts { capture }
 

@@ -67,13 +67,25 @@ struct SessionPrinter {
         }
     }
 
-    /// Sessions kept for the caller (format `records`).
+    /// Sessions kept for the caller (format `records`), within bounds: past them the rest is
+    /// counted, not kept, and the caller refuses the capture.
     var collected: [SessionRecord] = []
+    var collectedLines = 0
+    var notCollected = 0
+    static let maxCollected = 20_000
+    static let maxCollectedLines = 1_000_000
 
     mutating func emit(_ record: SessionRecord, file: String?) {
         if options.quiet && record.findings.isEmpty { return }
         switch options.format {
-        case .records: collected.append(record)
+        case .records:
+            let lines = record.transcript?.count ?? 0
+            if collected.count >= Self.maxCollected || collectedLines + lines > Self.maxCollectedLines {
+                notCollected += 1
+            } else {
+                collectedLines += lines
+                collected.append(record)
+            }
         case .json: output.write { JSONLinesReport.writeSession(record, file: file, into: $0) }
         case .text: output.write { text.writeSession(record, file: file, into: $0) }
         }

@@ -133,9 +133,11 @@ extension SMTPSession {
         case .authResponse, .dataEnd, .bdatInvalid:
             break  // never parsed from a line
         case .other:
+            // An unknown line is shown by its size only: it may be an AUTH answer whose 334
+            // the capture missed (one direction, a gap), and so a credential.
             let shown = command.isKnownVerb
                 ? "\(command.verb) \(wireText(command.argument, limit: 100))"
-                : "<unknown command: \(wireText(line, limit: 40))>"
+                : "<unknown command: \(line.count) bytes>"
             transcript(.clientToServer, meta, shown)
             enqueue(.other, meta)
         }

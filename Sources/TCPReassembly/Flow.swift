@@ -81,14 +81,15 @@ struct Flow<Consumer: StreamConsumer> {
         lastSeen = meta.timestamp
         let direction: Direction = fromClient ? .clientToServer : .serverToClient
         let flags = segment.flags
-        // Path evidence first: a reset injected by another box is exactly what it is for.
+        // Path evidence first: a reset injected by another box is exactly what it is for;
+        // but not one after a FIN (a firewall ending a connection it already saw close).
         let syn = flags.contains(.syn)
-        if fromClient {
+        if _slowPath(flags.contains(.rst)) && (client.stats.finSeen || server.stats.finSeen) {
+            // not path evidence
+        } else if fromClient {
             client.stats.path.observe(ttl: segment.ttl, syn: syn, data: segment.wirePayload > 0, frame: meta.frame)
-            if _slowPath(syn) && client.stats.path.synOptions == nil { client.stats.path.synOptions = segment.synOptions }
         } else {
             server.stats.path.observe(ttl: segment.ttl, syn: syn, data: segment.wirePayload > 0, frame: meta.frame)
-            if _slowPath(syn) && server.stats.path.synOptions == nil { server.stats.path.synOptions = segment.synOptions }
         }
         if flags.contains(.rst) {
             if fromClient { client.stats.rstSeen = true } else { server.stats.rstSeen = true }
@@ -138,6 +139,14 @@ struct Flow<Consumer: StreamConsumer> {
             }
         }
         return newlyHeld
+    }
+
+    /// Keeps the server's first SYN-ACK's TCP options (the client's SYN options are not
+    /// used: they say nothing about the path to the server).
+    mutating func recordSynOptions(_ segment: TCPSegment, frame: Span<UInt8>) {
+        if server.stats.path.synOptions == nil && segment.source == info.server {
+            server.stats.path.synOptions = segment.synOptions(in: frame)
+        }
     }
 
     var heldBytes: Int { client.heldBytes + server.heldBytes }

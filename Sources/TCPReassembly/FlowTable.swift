@@ -112,6 +112,7 @@ public struct FlowTable<Factory: StreamFactory> {
             }
             switch admitted {
             case .handled(let outcome):
+                if _slowPath(segment.flags.contains(.syn)) { slots[slot]!.recordSynOptions(segment, frame: frame) }
                 account(outcome, slot: slot, segment: segment, meta: meta)
                 return
             case .reused:
@@ -141,6 +142,7 @@ public struct FlowTable<Factory: StreamFactory> {
 
         let heldNow = heldTotal  // creating may have evicted (and freed) others
         let outcome = slots[slot]!.handle(segment, payload: payload, meta: meta, limits: limits) { heldNow + $0 > cap }
+        if _slowPath(segment.flags.contains(.syn)) { slots[slot]!.recordSynOptions(segment, frame: frame) }
         account(outcome, slot: slot, segment: segment, meta: meta)
     }
 

@@ -25,9 +25,10 @@ struct PathFactsTests {
     @Test func ipv4TTLAndSynAckOptions() throws {
         var ip = Frames.ipv4(Self.syn(options: Self.linuxSynAck))
         ip[8] = 57
-        let s = try #require(segment(Frames.ethernet(ip)))
+        let frame = Frames.ethernet(ip)
+        let s = try #require(segment(frame))
         #expect(s.ttl == 57)
-        let options = try #require(s.synOptions)
+        let options = s.synOptions(in: frame.span)
         #expect(options.description == "mss=1460,sack,ts,nop,wscale=7")
         #expect(options.mss == 1460 && options.windowScale == 7 && !options.truncated)
     }
@@ -35,14 +36,20 @@ struct PathFactsTests {
     @Test func ipv6HopLimit() throws {
         var ip = Frames.ipv6(Self.syn(options: Self.linuxSynAck))
         ip[7] = 61
-        let s = try #require(segment(Frames.ethernet(ip, type: 0x86dd)))
+        let frame = Frames.ethernet(ip, type: 0x86dd)
+        let s = try #require(segment(frame))
         #expect(s.ttl == 61)
-        #expect(s.synOptions?.description == "mss=1460,sack,ts,nop,wscale=7")
+        #expect(s.synOptions(in: frame.span).description == "mss=1460,sack,ts,nop,wscale=7")
     }
 
-    @Test func dataPacketsCarryNoOptionsPrint() throws {
-        let s = try #require(segment(Frames.ethernet(Frames.ipv4(Frames.tcp(options: 12)))))
-        #expect(s.synOptions == nil)
+    @Test func theOptionsAreLocatedInTheFrame() throws {
+        let frame = Frames.ethernet(Frames.ipv4(Frames.tcp(options: 12, flags: 0x02)))
+        let s = try #require(segment(frame))
+        #expect(s.options == 12 && s.payloadOffset == 14 + 20 + 20 + 12)
+        // Other packets do not locate them.
+        let data = try #require(segment(Frames.ethernet(Frames.ipv4(Frames.tcp(options: 12)))))
+        #expect(data.options == 0)
+        #expect(s.synOptions(in: frame.span).description == Array(repeating: "nop", count: TCPOptionsPrint.capacity).joined(separator: ",") + ",...")
         #expect(s.ttl == 64)
     }
 
@@ -85,8 +92,12 @@ struct PathFactsTests {
         // Cut inside the options: the header claims 40 bytes, the frame holds 30 of them.
         let cut = Array(frame.prefix(14 + 20 + 30))
         let s = try #require(segment(cut))
-        #expect(s.synOptions?.truncated == true)
-        #expect(s.synOptions?.description.hasPrefix("mss=1460,sack,") == true)
+        #expect(s.synOptions(in: cut.span).truncated)
+        #expect(s.synOptions(in: cut.span).description.hasPrefix("mss=1460,sack,"))
+        // Cut before the options even start.
+        let none = Array(frame.prefix(14 + 20 + 20))
+        let t = try #require(segment(none))
+        #expect(t.synOptions(in: none.span).description == "...")
     }
 
     @Test func initialTTLGuess() {

@@ -253,6 +253,17 @@ struct DialogueTests {
         #expect(text.contains("<message content: 41 bytes>"))
     }
 
+    @Test(arguments: Split.all)
+    func anAuthAnswerWhoseChallengeWasNotCapturedStaysSecret(_ split: Split) {
+        // Only the client's direction: the 334 never reaches the machine, so the answer is an
+        // unknown line; it is shown by its size.
+        let secret = "U2VjcmV0UGFzc3dvcmQxMjM="
+        let r = run([.c("EHLO c\r\n"), .c("AUTH LOGIN\r\n"), .c("\(secret)\r\n"), .c("QUIT\r\n")], split: split, transcript: true)
+        let text = r.transcript!.map(\.text).joined(separator: "\n")
+        #expect(!text.contains(secret) && !text.contains("U2Vj"))
+        #expect(text.contains("<unknown command: \(secret.count) bytes>"))
+    }
+
     @Test func megabyteLineIsBoundedAndCounted() {
         let long = String(repeating: "A", count: 1 << 20)
         let r = run([greeting, .c("EHLO \(long)\r\n"), .s("250 mx\r\n"), .c("NOOP\r\n"), .s("250 ok\r\n")], split: .random(3))

@@ -42,6 +42,7 @@ struct ProviderKnowledgeTests {
          "AM4PEPF00027A6C.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready at Thu, 3 Dec 2026 13:54:36 +0000",
          "AM4PEPF00027A6C.mail.protection.outlook.com Hello [198.51.100.10]", "Microsoft"),
         ("mta4265.mail.ne1.yahoo.com", "mta4265.mail.ne1.yahoo.com ESMTP ready", "mta4265.mail.ne1.yahoo.com", "Yahoo"),
+        ("gmx.net", "gmx.net (mxgmx117) Nemesis ESMTP Service ready", "gmx.net Hello client.example.net [198.51.100.10]", "GMX"),
     ])
     func publishedFormatsAreRecognised(_ host: String, _ greeting: String, _ ehlo: String, _ provider: String) throws {
         let p = try #require(ProviderKnowledge.provider(host: host, greeting: greeting, ehloLine: ehlo))
@@ -145,18 +146,21 @@ struct PathEvidenceTests {
 
 /// Records as a capture would give them, for the summary: a family, a hop count, an offer.
 func summaryRecord(id: UInt64, v6: Bool, serverTTL: UInt8, offered: Bool, mss: UInt16 = 1460,
-                   certificate: (String, String)? = nil) -> SessionRecord {
+                   certificate: (String, String)? = nil, options: [UInt8]? = nil, synAckSeen: Bool = true) -> SessionRecord {
     var r = delivery(banner: "mx.example.org ESMTP", ehloFirst: "mx.example.org", starttls: offered)
     r.id = id
     if v6 {
         r.client = Endpoint(address: IPAddress(ipv6High: 0x2001_0db8_0001_0000, low: 0x10), port: 40_000)
         r.server = Endpoint(address: IPAddress(ipv6High: 0x2001_0db8_0002_0000, low: 0x25), port: 25)
     }
-    var options = TCPOptionsPrint([2, 4, UInt8(mss >> 8), UInt8(mss & 0xff), 4, 2, 1, 3, 3, 7].span)
-    options.truncated = false
+    let bytes = options ?? [2, 4, UInt8(mss >> 8), UInt8(mss & 0xff), 4, 2, 1, 3, 3, 7]
     r.serverStats.path = PathObservation()
-    r.serverStats.path.observe(ttl: serverTTL, syn: true, data: false, frame: 2)
-    r.serverStats.path.synOptions = options
+    if synAckSeen {
+        r.serverStats.path.observe(ttl: serverTTL, syn: true, data: false, frame: 2)
+        r.serverStats.path.synOptions = TCPOptionsPrint(bytes.span)
+    } else {
+        r.serverStats.path.observe(ttl: serverTTL, syn: false, data: true, frame: 2)
+    }
     r.clientStats.path = PathObservation()
     r.clientStats.path.observe(ttl: 64, syn: true, data: false, frame: 1)
     if let (sha, key) = certificate {
@@ -199,6 +203,37 @@ struct CrossSessionTests {
         s.add(summaryRecord(id: 2, v6: false, serverTTL: 63, offered: true))
         let i = try #require(s.pathInconsistencies.first)
         #expect(i.message.contains("SYN-ACK mss=1380"))
+    }
+
+    @Test func aSessionWithoutItsSynAckIsNotAnotherPath() {
+        var s = CaptureSummary()
+        s.add(summaryRecord(id: 1, v6: false, serverTTL: 63, offered: false, synAckSeen: false))
+        s.add(summaryRecord(id: 2, v6: false, serverTTL: 63, offered: true))
+        #expect(s.pathInconsistencies.isEmpty)
+    }
+
+    @Test func moreHopsWithoutSTARTTLSIsAnotherServerNotABox() {
+        var s = CaptureSummary()
+        s.add(summaryRecord(id: 1, v6: false, serverTTL: 52, offered: false))
+        s.add(summaryRecord(id: 2, v6: true, serverTTL: 53, offered: true, mss: 1440))
+        #expect(s.pathInconsistencies.isEmpty)
+    }
+
+    @Test func optionsTheClientNegotiatedAreNotTheServers() {
+        var s = CaptureSummary()
+        // The same server's SYN-ACK to a client that offered no timestamps and no SACK.
+        s.add(summaryRecord(id: 1, v6: false, serverTTL: 63, offered: false, options: [2, 4, 0x05, 0xb4, 1, 3, 3, 7]))
+        s.add(summaryRecord(id: 2, v6: false, serverTTL: 63, offered: true))
+        #expect(s.pathInconsistencies.isEmpty)
+    }
+
+    @Test func aReplyAGapDamagedIsNotMissing() {
+        var s = CaptureSummary()
+        var damaged = summaryRecord(id: 1, v6: false, serverTTL: 64, offered: false)
+        for i in damaged.ehlo.indices { damaged.ehlo[i].complete = false }
+        s.add(damaged)
+        s.add(summaryRecord(id: 2, v6: true, serverTTL: 63, offered: true, mss: 1440))
+        #expect(s.pathInconsistencies.isEmpty && s.inconsistencies.isEmpty)
     }
 
     @Test func interceptedAndDirectCertificatesDiffer() throws {
@@ -298,6 +333,67 @@ struct ComparisonTests {
         let result = Comparison.compare(a, [other])
         #expect(result.pairs.isEmpty)
         #expect(result.unpairedA.count == 1 && result.unpairedB.count == 1)
+    }
+
+    @Test func repeatedIdenticalSessionsPairInOrder() {
+        // A monitoring loop: the same dialogue every 0.6 s; compared with itself, and with a
+        // copy whose client address a NAT changed.
+        let list = (0..<10).map { i -> SessionRecord in
+            var r = Self.side(masked: false, clientAddress: 0xc633_640a, shift: 0, id: UInt64(i + 1))
+            r.start = Timestamp(seconds: r.start.seconds + Int64(i * 6 / 10), nanoseconds: Int32((i * 6 % 10) * 100_000_000))
+            r.client.port = 40_000 + UInt16(i)
+            return r
+        }
+        let same = Comparison.compare(list, list)
+        #expect(same.identical)
+        #expect(same.pairs.map { $0.a.record.id } == same.pairs.map { $0.b.record.id })
+        let natted = list.map { r -> SessionRecord in
+            var r = r
+            r.client = Endpoint(address: IPAddress(ipv4: 0xcb00_7101), port: r.client.port + 10_000)
+            return r
+        }
+        let result = Comparison.compare(list, natted)
+        #expect(abs(result.clockOffset) < 0.001)
+        #expect(result.pairs.count == 10)
+        #expect(result.pairs.allSatisfy { $0.a.record.id == $0.b.record.id })
+    }
+
+    @Test func eachPairHasItsOwnServerSide() throws {
+        // Mail both ways through one firewall: A inside, B outside. Outbound, B is nearer the
+        // server; inbound, A is.
+        func withHops(_ r: SessionRecord, server: UInt8, client: UInt8) -> SessionRecord {
+            var r = r
+            r.serverStats.path = PathObservation()
+            r.serverStats.path.observe(ttl: server, syn: true, data: false, frame: 2)
+            r.clientStats.path = PathObservation()
+            r.clientStats.path.observe(ttl: client, syn: true, data: false, frame: 1)
+            return r
+        }
+        let outA = withHops(Self.side(masked: true, clientAddress: 0x0a00_0005, shift: 0, id: 1), server: 60, client: 64)
+        let outB = withHops(Self.side(masked: false, clientAddress: 0xcb00_7101, shift: 0, id: 1), server: 61, client: 63)
+        var inA = withHops(Self.side(masked: false, clientAddress: 0xc633_640a, shift: 100, id: 2), server: 64, client: 55)
+        var inB = withHops(Self.side(masked: true, clientAddress: 0xc633_640a, shift: 100, id: 2), server: 63, client: 56)
+        inA.serverName = "inbound.example"
+        inB.serverName = "inbound.example"
+        let result = Comparison.compare([outA, inA], [outB, inB])
+        #expect(result.pairs.count == 2)
+        let outbound = try #require(result.pairs.first { $0.a.record.id == 1 })
+        let inbound = try #require(result.pairs.first { $0.a.record.id == 2 })
+        #expect(outbound.serverSide == .b && inbound.serverSide == .a)
+        let lineOut = try #require(outbound.differences.first { $0.what == "EHLO reply line 3" })
+        let lineIn = try #require(inbound.differences.first { $0.what == "EHLO reply line 3" })
+        #expect(lineOut.message.hasSuffix("server sent `250-STARTTLS`, client received `250-XXXXXXXA`"))
+        #expect(lineIn.message.hasSuffix("server sent `250-STARTTLS`, client received `250-XXXXXXXA`"))
+    }
+
+    @Test func aCaptureOfOneDirectionSaysSo() throws {
+        let a = Self.side(masked: false, clientAddress: 0xc633_640a, shift: 0)
+        var b = a
+        b.transcript!.removeAll { $0.direction == .serverToClient }
+        b.serverStats.bytes = 0
+        let result = Comparison.compare([a], [b])
+        let d = try #require(result.pairs.first?.differences.first)
+        #expect(d.what == "capture" && d.message.hasPrefix("B holds none of the server's bytes"))
     }
 
     @Test func pipelinedRepliesBelongToTheirCommands() {
