@@ -4,9 +4,10 @@ PREFIX  ?= /usr/local
 BIN     := .build/release/smtpcap
 CAPTURE ?= captures/default.pcap
 
-# Debian packages: libpcap to build; the rest for tests (live capture, tshark as an oracle).
-BUILD_DEBS := libpcap-dev pkg-config
-TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-aiosmtpd iproute2
+# Debian packages: libpcap and OpenSSL (probe's TLS client) to build; the rest for tests (live
+# capture, tshark as an oracle, probe's namespaces: dnsmasq, nftables, openssl, dig).
+BUILD_DEBS := libpcap-dev libssl-dev pkg-config
+TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-aiosmtpd iproute2 dnsmasq-base nftables openssl ethtool util-linux bind9-dnsutils
 
 .PHONY: all build run test check golden install deps test-deps bench bench-live fuzz-build fuzz-smoke asan-test tsan-test clean
 
@@ -85,7 +86,7 @@ clean:
 FUZZ_SCRATCH := .build-fuzz
 FUZZ_BIN     := $(FUZZ_SCRATCH)/debug/smtpcap-fuzz
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := decode ipframes reassembly smtp tls pcap pcapng
+FUZZ_TARGETS := decode ipframes reassembly smtp tls pcap pcapng dns
 
 fuzz-build: deps
 	$(SWIFT) build --product smtpcap-fuzz --scratch-path $(FUZZ_SCRATCH) \

@@ -31,6 +31,15 @@ let package = Package(
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         // Turns SIGBUS from a mapped capture file that shrank into a one-line error.
         .target(name: "CSignalGuard"),
+        // `probe`'s system calls, resolver and OpenSSL (Debian: libssl-dev) behind a small C
+        // interface: sockets with timeouts, the TLS client, res_query, getaddrinfo.
+        .target(name: "CProbeSupport", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // Active side of `probe`: resolves targets as an MTA does and talks SMTP to each address
+        // (never sending mail). Its packets are captured and analyzed like any others.
+        .target(
+            name: "Probe",
+            dependencies: ["CProbeSupport", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         // The shared vocabulary every layer speaks: addresses, endpoints, time stamps,
         // directions, chunk metadata, anomaly and finding codes; and the byte-scanning kernel.
         .target(name: "SMTPCapCore", swiftSettings: hotPath),
@@ -70,8 +79,8 @@ let package = Package(
         // Wiring: capture -> decode -> reassembly -> SMTP machine -> findings -> report.
         .target(
             name: "SMTPCapEngine",
-            dependencies: ["SMTPCapCore", "PcapSource", "PacketDecoding", "TCPReassembly", "SMTPMachine", "Findings", "Comparison",
-                           "Reporting"],
+            dependencies: ["SMTPCapCore", "PcapSource", "PacketDecoding", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings",
+                           "Comparison", "Probe", "Reporting"],
             swiftSettings: hotPath),
         .executableTarget(
             name: "smtpcap",
@@ -82,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "smtpcap-fuzz",
             dependencies: ["SMTPCapCore", "SMTPCapEngine", "PcapSource", "PacketDecoding", "TCPReassembly", "TLSHandshake",
-                           "SMTPMachine", "Findings", "Reporting"],
+                           "SMTPMachine", "Findings", "Reporting", "Probe"],
             swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
         // Shared by the test targets: seeded generator, split feeding, capture runners.
         .target(name: "SMTPCapTestSupport", path: "Tests/SMTPCapTestSupport", swiftSettings: strict),
@@ -94,6 +103,7 @@ let package = Package(
             dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Comparison", "Reporting",
                            "SMTPCapTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SMTPCapTestSupport"]),
+        .testTarget(name: "ProbeUnitTests", dependencies: ["Probe", "Findings", "SMTPCapCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

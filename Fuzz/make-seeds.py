@@ -2,7 +2,7 @@
 """Seed corpora for the fuzz harnesses, cut from the real captures in captures/.
 
 Usage: make-seeds.py CAPTURES_DIR OUT_DIR
-Writes OUT_DIR/{pcap,pcapng,decode,ipframes,reassembly,smtp,tls}/ seed files.
+Writes OUT_DIR/{pcap,pcapng,decode,ipframes,reassembly,smtp,tls,dns}/ seed files.
 """
 import os, struct, sys
 
@@ -95,10 +95,35 @@ def tcp(link, frame):
     hl = (frame[t + 12] >> 4) * 4
     return src, dst, sport, dport, seq, frame[t + 13], frame[t + hl:end]
 
+def dns_name(name):
+    return b''.join(bytes([len(l)]) + l.encode() for l in name.split('.') if l) + b'\x00'
+
+
+def dns_seeds(out):
+    """MX responses as a resolver returns them (RFC 1035): plain names, compressed names
+    (pointers to the question and to earlier answers), no answer, a null MX."""
+    d = os.path.join(out, 'dns')
+    q = dns_name('example.org')
+    header = lambda an: struct.pack('>HHHHHH', 0x1234, 0x8180, 1, an, 0, 0)
+    question = q + struct.pack('>HH', 15, 1)
+    def mx(pref, target, owner=b'\xc0\x0c'):
+        rdata = struct.pack('>H', pref) + target
+        return owner + struct.pack('>HHIH', 15, 1, 300, len(rdata)) + rdata
+    seeds = {
+        'two-mx': header(2) + question + mx(10, dns_name('mx.example.org')) + mx(20, b'\x07refused\xc0\x0c'),
+        'compressed': header(1) + question + mx(5, b'\x02mx\xc0\x0c'),
+        'none': header(0) + question,
+        'null-mx': header(1) + question + mx(0, b'\x00'),
+    }
+    for name, body in seeds.items():
+        open(os.path.join(d, name), 'wb').write(body)
+
+
 def main():
     src_dir, out = sys.argv[1], sys.argv[2]
-    for sub in ('pcap', 'pcapng', 'decode', 'ipframes', 'reassembly', 'smtp', 'tls'):
+    for sub in ('pcap', 'pcapng', 'decode', 'ipframes', 'reassembly', 'smtp', 'tls', 'dns'):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
+    dns_seeds(out)
     captures = []
     dlt_index = {0: 0, 1: 1, 12: 2, 108: 3, 113: 4, 228: 5, 229: 6, 276: 7}
     for name in sorted(os.listdir(src_dir)):

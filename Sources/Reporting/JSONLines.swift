@@ -221,6 +221,14 @@ public enum JSONLinesReport {
             }))
         }
         if let pause = r.resumedAfterIdleSeconds { o.int("resumed_after_idle", pause) }
+        if let probe = r.probe {
+            o.object("probe") { p in
+                p.string("target", probe.target)
+                p.string("address", probe.address)
+                p.string("mx", probe.mx)
+                p.int("preference", probe.preference)
+            }
+        }
         let path = PathEvidence(r)
         if path.serverTTL != nil || path.clientTTL != nil {
             o.object("path") { pathObject(path, into: &$0) }

@@ -124,6 +124,22 @@ public struct TextReport {
             w.text(reason.rawValue)
         }
         w.add("\n")
+        if let probe = r.probe {
+            w.add("  probe     ")
+            w.wire(probe.target)
+            if let mx = probe.mx, mx != probe.target {
+                w.add(", MX ")
+                w.wire(mx)
+            }
+            if let preference = probe.preference {
+                w.add(" (preference ")
+                w.int(preference)
+                w.add(")")
+            }
+            w.add(", address ")
+            w.wire(probe.address)
+            w.add("\n")
+        }
         pathLine(PathEvidence(r), into: &w)
         if !r.tunnel.isEmpty {
             w.add("  tunnel    ")

@@ -118,3 +118,19 @@ public struct DirectionStats: Sendable, Hashable {
 
     public init() {}
 }
+
+/// How `probe` came to a session: the target as given, the address it connected to, and the
+/// MX host and preference that named the address (nil for a literal address).
+public struct ProbeTag: Sendable, Hashable {
+    public var target: String
+    public var address: String
+    public var mx: String?
+    public var preference: Int?
+
+    public init(target: String, address: String, mx: String?, preference: Int?) {
+        self.target = target
+        self.address = address
+        self.mx = mx
+        self.preference = preference
+    }
+}

@@ -37,6 +37,8 @@ public final class Engine {
     public var sessionsNotKept: Int { printer.notCollected }
     /// What the capture held beyond its sessions.
     public var captureFacts: CaptureFacts { capture }
+    /// The cross-session summary of what was analyzed.
+    public var summary: CaptureSummary { printer.summary }
 
     func warn(_ message: String) {
         warnings.append(message)

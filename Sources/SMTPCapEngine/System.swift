@@ -56,6 +56,26 @@ enum System {
         if fd >= 0 { _ = Glibc.close(fd) }
     }
 
+    /// A new empty file's path in `$TMPDIR` (made with mkstemp, mode 0600), for a capture
+    /// smtpcap writes and reads back itself.
+    static func temporaryPath(prefix: String) -> String {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(dir)/\(prefix)-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        if fd >= 0 { _ = Glibc.close(fd) }
+        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    static func remove(_ path: String) {
+        _ = unlink(path)
+    }
+
+    static func sleep(milliseconds: Int) {
+        var ts = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+        var left = timespec()
+        while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
+    }
+
     /// Switches to `user` after a live capture was opened (as tcpdump's -Z does). Nothing to do
     /// unless running as root; "root" keeps the privileges.
     static func dropPrivileges(to user: String) throws(SystemError) {

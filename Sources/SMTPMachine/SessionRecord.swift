@@ -123,6 +123,8 @@ public struct SessionRecord: Sendable {
     /// The connection went on after a pause longer than the idle timeout (the longest such
     /// pause, seconds of capture time): kept as one session, not split.
     public var resumedAfterIdleSeconds: Int64?
+    /// Set by `probe` for its own connections.
+    public var probe: ProbeTag?
 
     public var banner: String?
     public var bannerCode: Int?

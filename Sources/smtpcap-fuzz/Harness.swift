@@ -1,5 +1,6 @@
 import Findings
 import PacketDecoding
+import Probe
 @_spi(Testing) import PcapSource
 import Reporting
 import SMTPMachine
@@ -11,7 +12,7 @@ import Glibc
 #endif
 
 /// One fuzz harness per parser layer. Which one runs is chosen by SMTPCAP_FUZZ_TARGET
-/// (decode, ipframes, reassembly, smtp, tls, pcap, pcapng); every input must end without a
+/// (decode, ipframes, reassembly, smtp, tls, pcap, pcapng, dns); every input must end without a
 /// trap.
 enum Harness: String, CaseIterable {
     case decode
@@ -21,6 +22,7 @@ enum Harness: String, CaseIterable {
     case tls
     case pcap
     case pcapng
+    case dns
 
     static let selected: Harness = {
         guard let name = getenv("SMTPCAP_FUZZ_TARGET").map({ String(cString: $0) }), let h = Harness(rawValue: name) else {
@@ -38,6 +40,14 @@ enum Harness: String, CaseIterable {
         case .tls: Self.tls(data)
         case .pcap: Self.pcap(data)
         case .pcapng: Self.pcapng(data)
+        case .dns: Self.dns(data)
+        }
+    }
+
+    /// A DNS response as `probe`'s resolver reads it for MX records.
+    static func dns(_ data: UnsafeRawBufferPointer) {
+        if let records = DNSMessage.mxRecords(Array(data)) {
+            precondition(records.count <= data.count / 11 + 1)
         }
     }
 

@@ -19,7 +19,12 @@ struct SMTPCapCommand: ParsableCommand {
           1  at least one finding was reported
           2  error (bad arguments, unreadable input, no permission)
 
+        COMMANDS
+          smtpcap probe TARGET...               # test STARTTLS on every MX and address family (see probe --help)
+          smtpcap compare A B                   # two captures of the same traffic: what changed between them
+
         EXAMPLES
+          sudo smtpcap probe example.org        # is STARTTLS there on every path to example.org?
           sudo smtpcap -i eth0 --sessions 1     # during one test send
           smtpcap -r packet.log                 # a tcpdump capture made elsewhere
           smtpcap -r packet.log --json | jq .   # JSON lines for pipelines

@@ -39,6 +39,32 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "compare" {
     }
 }
 
+// `smtpcap probe TARGET...`: the active test.
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "probe" {
+    let arguments = Array(CommandLine.arguments.dropFirst(2))
+    let probe: ProbeCommand
+    do {
+        probe = try ProbeCommand.parse(arguments)
+    } catch {
+        if ProbeCommand.exitCode(for: error) == .success {
+            print(ProbeCommand.fullMessage(for: error))
+            exit(0)
+        }
+        let message = ProbeCommand.message(for: error)
+        fail(message.split(separator: "\n").first.map(String.init) ?? "invalid arguments")
+    }
+    if let path = probe.write {
+        var st = stat()
+        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, st.st_uid != geteuid() {
+            fail("refusing to write \(path): it is a symbolic link owned by another user")
+        }
+    }
+    let outcome = ProbeRun.run(probe.settings, options: EngineOptions())
+    let text = outcome.report
+    _ = text.withCString { Glibc.write(1, $0, strlen($0)) }
+    exit(outcome.status)
+}
+
 let command: SMTPCapCommand
 do {
     command = try SMTPCapCommand.parse()
