@@ -23,6 +23,8 @@
 struct smtpcap_tls {
     SSL_CTX *ctx;
     SSL *ssl;
+    /* A fatal error happened: no close_notify may be sent (the peer may be gone). */
+    int failed;
 };
 
 static void seterr(char *err, int errlen, const char *what, const char *detail) {
@@ -120,13 +122,20 @@ int smtpcap_recv(int fd, smtpcap_tls *tls, unsigned char *buf, int len, int time
     long long deadline = now_ms() + timeout_ms;
     for (;;) {
         if (tls) {
+            ERR_clear_error();
+            errno = 0;
             int n = SSL_read(tls->ssl, buf, len);
             if (n > 0) return n;
             int e = SSL_get_error(tls->ssl, n);
             if (e == SSL_ERROR_ZERO_RETURN) return 0;
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
                 unsigned long code = ERR_get_error();
-                if (e == SSL_ERROR_SYSCALL && code == 0) return 0;  /* closed without close_notify */
+                tls->failed = 1;
+                if (e == SSL_ERROR_SYSCALL && code == 0) {
+                    if (errno == 0) return 0;  /* closed without close_notify */
+                    seterr(err, errlen, errno == ECONNRESET ? "connection reset" : "read failed", strerror(errno));
+                    return -1;
+                }
                 seterr(err, errlen, "TLS read failed", code ? ERR_reason_error_string(code) : NULL);
                 return -1;
             }
@@ -159,12 +168,15 @@ int smtpcap_send(int fd, smtpcap_tls *tls, const unsigned char *buf, int len, in
     while (done < len) {
         int n;
         if (tls) {
+            ERR_clear_error();
+            errno = 0;
             n = SSL_write(tls->ssl, buf + done, len - done);
             if (n <= 0) {
                 int e = SSL_get_error(tls->ssl, n);
                 if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
                     unsigned long code = ERR_get_error();
-                    seterr(err, errlen, "TLS write failed", code ? ERR_reason_error_string(code) : NULL);
+                    tls->failed = 1;
+                    seterr(err, errlen, "TLS write failed", code ? ERR_reason_error_string(code) : (errno ? strerror(errno) : NULL));
                     return -1;
                 }
                 int left = (int)(deadline - now_ms());
@@ -198,12 +210,17 @@ smtpcap_tls *smtpcap_tls_start(int fd, const char *server_name, int timeout_ms, 
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) { seterr(err, errlen, "TLS setup failed", NULL); return NULL; }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    /* Opportunistic, as MTAs are: old protocol versions and small keys are what the server
+     * offers, to be reported (weak-tls), not refused by this host's policy. */
+    SSL_CTX_set_security_level(ctx, 0);
+    SSL_CTX_set_min_proto_version(ctx, 0);
     SSL *ssl = SSL_new(ctx);
     if (!ssl) { SSL_CTX_free(ctx); seterr(err, errlen, "TLS setup failed", NULL); return NULL; }
     SSL_set_fd(ssl, fd);
     if (server_name && server_name[0]) SSL_set_tlsext_host_name(ssl, server_name);
     long long deadline = now_ms() + timeout_ms;
     for (;;) {
+        ERR_clear_error();
         int r = SSL_connect(ssl);
         if (r == 1) break;
         int e = SSL_get_error(ssl, r);
@@ -228,6 +245,7 @@ smtpcap_tls *smtpcap_tls_start(int fd, const char *server_name, int timeout_ms, 
     if (!t) { SSL_free(ssl); SSL_CTX_free(ctx); seterr(err, errlen, "out of memory", NULL); return NULL; }
     t->ctx = ctx;
     t->ssl = ssl;
+    t->failed = 0;
     return t;
 }
 
@@ -251,7 +269,9 @@ int smtpcap_tls_peer_der(smtpcap_tls *tls, unsigned char *out, int len) {
 
 void smtpcap_tls_free(smtpcap_tls *tls) {
     if (!tls) return;
-    SSL_shutdown(tls->ssl);
+    ERR_clear_error();
+    if (!tls->failed) SSL_shutdown(tls->ssl);
+    ERR_clear_error();
     SSL_free(tls->ssl);
     SSL_CTX_free(tls->ctx);
     free(tls);

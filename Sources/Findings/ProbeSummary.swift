@@ -23,6 +23,8 @@ public struct ProbeRow: Sendable {
     public var error: String?
     /// The row's facts come from captured packets (false: from the socket only).
     public var fromWire: Bool
+    /// This host cannot reach the family at all: not a fact about the target.
+    public var notTestableHere = false
 
     public init(target: String, mx: String?, preference: Int?, address: String, family: Int, fromWire: Bool) {
         self.target = target
@@ -40,35 +42,44 @@ public enum ProbeVerdict {
     public static func line(_ rows: [ProbeRow], problems: Int) -> String {
         var hosts: [String] = []
         for r in rows where !hosts.contains(r.mx ?? r.address) { hosts.append(r.mx ?? r.address) }
+        func names(_ f: Set<Int>) -> String { f.sorted().map { "IPv\($0)" }.joined(separator: " and ") }
         var parts: [String] = []
         for host in hosts {
-            let mine = rows.filter { ($0.mx ?? $0.address) == host }
+            let all = rows.filter { ($0.mx ?? $0.address) == host }
+            let mine = all.filter { !$0.notTestableHere }
+            if mine.isEmpty { continue }
             let answered = mine.filter { $0.starttlsOffered != nil }
             let with = Set(answered.filter { $0.starttlsOffered == true }.map(\.family))
             let without = Set(answered.filter { $0.starttlsOffered == false }.map(\.family))
-            func names(_ f: Set<Int>) -> String { f.sorted().map { "IPv\($0)" }.joined(separator: " and ") }
+            let unreached = Set(mine.filter { $0.starttlsOffered == nil }.map(\.family)).subtracting(with).subtracting(without)
+            var part: String
             if answered.isEmpty {
                 let why = mine.compactMap(\.error).first ?? "no answer"
-                parts.append("\(host): not reached (\(why))")
+                part = "\(host): not reached (\(why))"
             } else if !without.isEmpty && !with.isEmpty && without.isDisjoint(with: with) {
                 let masked = mine.compactMap(\.masked).first.map { " (masked as \($0))" } ?? ""
-                parts.append("STARTTLS removed on the \(names(without)) path to \(host)\(masked); intact over \(names(with))")
+                part = "STARTTLS removed on the \(names(without)) path to \(host)\(masked); intact over \(names(with))"
             } else if !without.isEmpty && with.isEmpty {
                 let masked = mine.compactMap(\.masked).first
-                parts.append(masked.map { "STARTTLS masked as \($0) on every path to \(host): a box in front of it (or near this host) strips it" }
-                             ?? "\(host) offers no STARTTLS over \(names(without))")
+                part = masked.map { "STARTTLS masked as \($0) on every path to \(host): a box in front of it (or near this host) strips it" }
+                    ?? "\(host) offers no STARTTLS over \(names(without))"
             } else if !without.isEmpty {
-                parts.append("STARTTLS missing on some \(names(without)) connections to \(host), offered on others")
+                part = "STARTTLS missing on some \(names(without)) connections to \(host), offered on others"
             } else {
                 let failed = mine.filter { $0.starttlsOffered == true && $0.tlsVersion == nil }
                 if failed.isEmpty {
                     let versions = Set(mine.compactMap(\.tlsVersion)).sorted().joined(separator: "/")
-                    parts.append("STARTTLS offered and TLS agreed on every path to \(host) (\(names(with))\(versions.isEmpty ? "" : ", \(versions)"))")
+                    let every = unreached.isEmpty ? "every path" : "every path reached"
+                    part = "STARTTLS offered and TLS agreed on \(every) to \(host) (\(names(with))\(versions.isEmpty ? "" : ", \(versions)"))"
                 } else {
-                    parts.append("STARTTLS offered by \(host) but TLS failed over \(names(Set(failed.map(\.family))))")
+                    part = "STARTTLS offered by \(host) but TLS failed over \(names(Set(failed.map(\.family))))"
                 }
             }
+            if !answered.isEmpty && !unreached.isEmpty { part += "; \(names(unreached)) not reached" }
+            parts.append(part)
         }
+        let untested = Set(rows.filter(\.notTestableHere).map(\.family))
+        if !untested.isEmpty { parts.append("\(names(untested)) not tested: this host has no route or address of that family") }
         if problems > 0 { parts.append("\(problems) target(s) or host(s) could not be resolved") }
         return parts.isEmpty ? "nothing was probed" : parts.joined(separator: "; ")
     }

@@ -20,6 +20,9 @@ public struct ProbeOutcome: Sendable {
     public var ehloInTLS: [String] = []
     /// What went wrong, in one line, and at which step.
     public var error: String?
+    /// This host cannot reach the address's family at all (no route, no address of that
+    /// family): a fact about here, not about the target.
+    public var notTestableHere = false
 
     public init(address: ProbeAddress, localPort: Int) {
         self.address = address
@@ -48,6 +51,9 @@ public struct ProbeDialogue {
         return fd < 0 ? nil : (fd, Int(port))
     }
 
+    /// Closes a socket from `socket(family:)` that will not be used.
+    public static func close(_ fd: Int32) { smtpcap_close(fd) }
+
     /// Runs the dialogue on `fd` (from `socket(family:)`) and closes it.
     public func run(_ address: ProbeAddress, fd: Int32, localPort: Int) -> ProbeOutcome {
         var o = ProbeOutcome(address: address, localPort: localPort)
@@ -55,9 +61,13 @@ public struct ProbeDialogue {
         defer { connection.close() }
         if let e = connection.connect(address, port: port) {
             o.error = e
+            o.notTestableHere = e.contains("Network is unreachable") || e.contains("Cannot assign requested address")
+                || e.contains("Address family not supported")
             return o
         }
-        guard let banner = connection.reply(step: "the banner") else { return failed(o, connection) }
+        // A server may delay its greeting (RFC 5321 §4.5.3.2 allows five minutes): twice the
+        // timeout for it.
+        guard let banner = connection.reply(step: "the banner", within: 2 * connection.timeout) else { return failed(o, connection) }
         o.banner = banner.lines.first.map { "\(banner.code) \($0)" }
         guard banner.code == 220 else {
             o.error = "the server greeted with \(banner.code), not 220"
@@ -79,7 +89,14 @@ public struct ProbeDialogue {
         guard connection.send("STARTTLS\r\n"), let ready = connection.reply(step: "the reply to STARTTLS") else { return failed(o, connection) }
         o.starttlsReply = ready.code
         guard ready.code == 220 else {
+            o.error = "STARTTLS was answered \(ready.code) \(ready.lines.first ?? "")"
             connection.quit()
+            return o
+        }
+        // Bytes after the 220 and before TLS are plaintext the TLS layer would take for its
+        // own (STARTTLS response injection, CVE-2011-0411's server side).
+        guard connection.buffer.isEmpty else {
+            o.error = "the server sent \(connection.buffer.count) bytes in plaintext after its 220 to STARTTLS, before TLS (response injection): not continued"
             return o
         }
         if let e = connection.startTLS(serverName: address.mx) {
@@ -134,25 +151,41 @@ struct Connection {
         return true
     }
 
-    /// One whole reply (multi-line included): its code and the text of each line. Lines are
-    /// cut at 512 bytes, replies at 64 lines; nil on a timeout, an error or the end.
-    mutating func reply(step: String) -> (code: Int, lines: [String])? {
+    /// One whole reply (multi-line included): its code and the text of each line, within
+    /// `within` milliseconds (default: the timeout) for the whole reply. Lines are kept cut at
+    /// 512 bytes, 64 of them; a reply of more than 1,000 lines or 64 KiB is an error. Nil on
+    /// a timeout, an error or the end.
+    mutating func reply(step: String, within: Int32? = nil) -> (code: Int, lines: [String])? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int(within ?? timeout))
         var lines: [String] = []
-        var code = 0
+        var code = 0, count = 0, bytes = 0
         while true {
-            guard let line = readLine(step: step) else { return nil }
-            let bytes = Array(line.utf8)
-            guard bytes.count >= 3, let c = Int(String(decoding: bytes.prefix(3), as: UTF8.self)) else {
+            let left = deadline - clock.now
+            let ms = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+            guard ms > 0, let line = readLine(step: step, timeout: ms) else {
+                if lastError == nil || ms <= 0 { lastError = "timed out waiting for \(step)" }
+                return nil
+            }
+            let text = Array(line.utf8)
+            count += 1
+            bytes += text.count
+            guard count <= 1_000, bytes <= 64 * 1024 else {
+                lastError = "\(step) went on past 1,000 lines or 64 KiB"
+                return nil
+            }
+            guard text.count >= 3, text.prefix(3).allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let c = Int(String(decoding: text.prefix(3), as: UTF8.self)) else {
                 lastError = "\(step) was not an SMTP reply"
                 return nil
             }
             code = c
-            if lines.count < 64 { lines.append(bytes.count > 4 ? String(decoding: bytes.dropFirst(4).prefix(512), as: UTF8.self) : "") }
-            if bytes.count < 4 || bytes[3] != UInt8(ascii: "-") { return (code, lines) }
+            if lines.count < 64 { lines.append(text.count > 4 ? String(decoding: text.dropFirst(4).prefix(512), as: UTF8.self) : "") }
+            if text.count < 4 || text[3] != UInt8(ascii: "-") { return (code, lines) }
         }
     }
 
-    mutating func readLine(step: String) -> String? {
+    mutating func readLine(step: String, timeout: Int32) -> String? {
+        lastError = nil
         while true {
             if let end = buffer.firstIndex(of: 0x0a) {
                 var line = Array(buffer[..<end])

@@ -25,7 +25,7 @@ public enum ProbeReport {
             }
             if let h = r.serverHops { line("      hops      \(h)") }
             if let v = r.verdict { line("      verdict   \(v.rawValue)") }
-            if !r.fromWire { line("      evidence  the socket only (no capture)") }
+            if !r.fromWire && r.banner != nil { line("      evidence  the socket's view (no captured session)") }
         }
         for p in problems { line("  \(p.target): \(p.message)") }
         if let wireNote { line("  capture   \(wireNote)") }
@@ -52,6 +52,7 @@ public enum ProbeReport {
             x.string("verdict", r.verdict?.rawValue)
             x.string("error", r.error)
             x.bool("wire_evidence", r.fromWire)
+            x.bool("not_testable_here", r.notTestableHere)
         }
         o.objects("problems", problems) { p, x in
             x.string("target", p.target)

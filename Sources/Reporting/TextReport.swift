@@ -409,18 +409,13 @@ public struct TextReport {
             w.wire(i.server)
             w.text(": STARTTLS offered over \(fam(i.offeredFamilies)) (sessions \(i.offeredIn.map(String.init).joined(separator: ","))) but missing over \(fam(i.missingFamilies)) (sessions \(i.missingIn.map(String.init).joined(separator: ","))): the path, not the server, removes it\n")
         }
-        for i in s.pathInconsistencies {
+        let crossSession: [(StaticString, String)] = s.pathInconsistencies.map { ("path-inconsistent", $0.message) }
+            + s.certificateInconsistencies.map { ("certificate-inconsistent", $0.message) }
+        for (code, message) in crossSession {
             w.add("  ")
-            w.paint("1") { $0.add("path-inconsistent") }
+            w.paint("1") { $0.add(code) }
             w.add(" ")
-            w.wire(i.message)
-            w.add("\n")
-        }
-        for i in s.certificateInconsistencies {
-            w.add("  ")
-            w.paint("1") { $0.add("certificate-inconsistent") }
-            w.add(" ")
-            w.wire(i.message)
+            w.wire(message)
             w.add("\n")
         }
         if let seen = CaptureExplanation.notSMTP(capture, sessions: s.sessions) {

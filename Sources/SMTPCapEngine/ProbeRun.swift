@@ -29,11 +29,14 @@ public enum ProbeRun {
     public struct Outcome: Sendable {
         public var report: String
         public var status: Int32
+        /// A one-line error that ends the run before any probe (status 2).
+        public var error: String?
     }
 
-    /// A live capture on its own thread, dumping every packet it reads to a file.
+    /// A live capture on its own thread, dumping every packet it reads to a file. `finish`
+    /// stops it and lets go of the handle, which closes the file.
     final class Capture: @unchecked Sendable {
-        let source: PcapSource
+        var source: PcapSource?
         let stop = Atomic<Bool>(false)
         let done = DispatchSemaphore(value: 0)
 
@@ -42,16 +45,23 @@ public enum ProbeRun {
         func start() {
             DispatchQueue.global().async { [self] in
                 while !stop.load(ordering: .relaxed) {
-                    if case .error = source.next() { break }
+                    if case .error(let message) = source!.next() {
+                        failure = message
+                        break
+                    }
                 }
-                source.flushDump()
+                source!.flushDump()
                 done.signal()
             }
         }
 
+        /// Why the capture ended early, if it did.
+        var failure: String?
+
         func finish() {
             stop.store(true, ordering: .relaxed)
             done.wait()
+            source = nil
         }
     }
 
@@ -69,23 +79,35 @@ public enum ProbeRun {
             } else {
                 var row = ProbeRow(target: a.target, mx: a.mx, preference: a.preference, address: a.address, family: a.family, fromWire: false)
                 row.error = "no socket of this family on this host"
+                row.notTestableHere = true
                 rows.append(row)
             }
         }
 
-        // The capture: the interface given, else all of them; only our own ports.
+        // The capture: the interface given, else all of them; only our own connections.
         var wireNote: String?
         var capture: Capture?
-        let dumpPath = settings.writeFile ?? System.temporaryPath(prefix: "smtpcap-probe")
+        var dumpPath: String?
+        defer { if settings.writeFile == nil, let dumpPath { System.remove(dumpPath) } }
         if !sockets.isEmpty {
             do throws(PcapError) {
                 let source = try PcapSource.openLive(device: settings.interface ?? "any", snapLength: 262_144,
                                                      promiscuous: false, timeoutMilliseconds: 20)
-                try source.setFilter("tcp and (" + sockets.map { "port \($0.port)" }.joined(separator: " or ") + ")")
-                try source.openDump(dumpPath)
+                try source.setFilter("tcp and (" + sockets.map { "(host \($0.address.address) and port \($0.port))" }
+                    .joined(separator: " or ") + ")")
+                guard let path = settings.writeFile ?? System.temporaryPath(prefix: "smtpcap-probe") else {
+                    throw PcapError(.other, "no temporary file for the capture")
+                }
+                dumpPath = path
+                try source.openDump(path)
                 capture = Capture(source: source)
                 capture?.start()
             } catch {
+                // Asked for by name (-w, -i): not having it is an error; else say so and go on.
+                if settings.writeFile != nil || settings.interface != nil {
+                    for s in sockets { ProbeDialogue.close(s.fd) }
+                    return Outcome(report: "", status: 2, error: error.message)
+                }
                 wireNote = "wire evidence unavailable (\(error.message)): what follows is what the sockets read"
             }
         }
@@ -96,12 +118,12 @@ public enum ProbeRun {
         for s in sockets { outcomes.append(dialogue.run(s.address, fd: s.fd, localPort: s.port)) }
 
         var records: [SessionRecord] = []
-        var summary = CaptureSummary()
-        if let running = capture {
+        if let running = capture, let dumpPath {
             // The last packets (FIN, ACK) reach the ring a moment after the sockets close.
             System.sleep(milliseconds: 300)
             running.finish()
             capture = nil
+            if let failure = running.failure { wireNote = "the capture stopped early (\(failure))" }
             var o = base
             o.files = [dumpPath]
             o.format = .records
@@ -111,11 +133,12 @@ public enum ProbeRun {
             let engine = Engine(options: o)
             if (try? engine.run()) != nil {
                 records = engine.sessions
-                summary = engine.summary
             } else {
                 wireNote = "the capture could not be read back: what follows is what the sockets read"
             }
-            if settings.writeFile == nil { System.remove(dumpPath) }
+            if records.isEmpty && outcomes.contains(where: { $0.banner != nil }) {
+                wireNote = "the capture on \(settings.interface ?? "any") saw none of the probe's sessions (they do not pass there): what follows is what the sockets read"
+            }
         }
 
         // Join each session to its probe by the local port and the server's address.
@@ -126,8 +149,12 @@ public enum ProbeRun {
                                             preference: o.address.preference)
             }
         }
+        records.removeAll { $0.probe == nil }
+        // The summary over the probe's own sessions only.
+        var summary = CaptureSummary()
+        for r in records { summary.add(r) }
         for o in outcomes {
-            let record = records.first { $0.probe != nil && Int($0.client.port) == o.localPort }
+            let record = records.first { Int($0.client.port) == o.localPort }
             rows.append(row(o, record))
         }
         rows.sort { ($0.preference ?? 0, $0.mx ?? "", $0.family, $0.address) < ($1.preference ?? 0, $1.mx ?? "", $1.family, $1.address) }
@@ -136,7 +163,7 @@ public enum ProbeRun {
         // The report: the sessions as -r prints them, the summary, the probe table.
         let out = ByteSink(capacity: 1 << 16)
         let text = TextReport(color: settings.color, transcript: false)
-        for r in records where r.probe != nil {
+        for r in records {
             if settings.json { JSONLinesReport.writeSession(r, file: nil, into: out) } else {
                 text.writeSession(r, file: nil, into: out)
             }
@@ -171,7 +198,8 @@ public enum ProbeRun {
         // 2: a target that gave no address, or no address that answered; 1: findings, or an
         // address that could not be probed to the end (refused, timed out, TLS failed).
         let reached = outcomes.contains { $0.banner != nil }
-        let status: Int32 = badTarget || !reached ? 2 : (findings > 0 || rows.contains { $0.error != nil } ? 1 : 0)
+        let failedHere = rows.contains { $0.error != nil && !$0.notTestableHere }
+        let status: Int32 = badTarget || !reached ? 2 : (findings > 0 || failedHere ? 1 : 0)
         return Outcome(report: out.string(from: 0), status: status)
     }
 
@@ -179,6 +207,7 @@ public enum ProbeRun {
         var row = ProbeRow(target: o.address.target, mx: o.address.mx, preference: o.address.preference,
                            address: o.address.address, family: o.address.family, fromWire: r != nil)
         row.error = o.error
+        row.notTestableHere = o.notTestableHere
         if let r {
             row.banner = r.banner.map { "\(r.bannerCode ?? 0) \($0)" }
             let plaintext = r.ehlo.filter { e in !(r.starttls.reply == 220 && r.starttls.frame.map { e.frame > $0 } == true) }

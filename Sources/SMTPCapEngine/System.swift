@@ -14,6 +14,19 @@ public func requestStop() {
     stopRequested.store(true, ordering: .relaxed)
 }
 
+/// Writes all of `text` to standard output: short writes continued, EINTR retried. False when
+/// the write failed (a closed pipe).
+public func writeStandardOutput(_ text: String) -> Bool {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        bytes = bytes.dropFirst(n)
+    }
+    return true
+}
+
 enum System {
     static func monotonicSeconds() -> Double {
         var ts = timespec()
@@ -58,11 +71,12 @@ enum System {
 
     /// A new empty file's path in `$TMPDIR` (made with mkstemp, mode 0600), for a capture
     /// smtpcap writes and reads back itself.
-    static func temporaryPath(prefix: String) -> String {
+    static func temporaryPath(prefix: String) -> String? {
         let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array("\(dir)/\(prefix)-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        if fd >= 0 { _ = Glibc.close(fd) }
+        guard fd >= 0 else { return nil }
+        _ = Glibc.close(fd)
         return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 

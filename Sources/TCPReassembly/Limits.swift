@@ -2,14 +2,14 @@
 /// counted; none is fatal.
 public struct ReassemblyLimits: Sendable {
     /// Connections tracked at once; past it the least recently active are evicted.
-    public var maxConnections: Int = 39_594
+    public var maxConnections: Int = 28_928
     /// Out-of-order bytes held per direction.
     public var maxHeldBytesPerDirection: Int = 1 << 20
     /// Out-of-order bytes held across all connections.
-    public var maxHeldBytesTotal: Int = 29 << 20
+    public var maxHeldBytesTotal: Int = (226 << 20) / 8
     /// The consumers' buffers (`StreamConsumer.bufferedBytes`) across all connections; past
     /// it, the connections holding the most are evicted until an eighth of it is free.
-    public var maxBufferedBytesTotal: Int = 29 << 20
+    public var maxBufferedBytesTotal: Int = (226 << 20) / 8
     /// A connection with no packet for this long (capture time) goes dormant, and is ended
     /// when it stays so for as long again; a packet in between resumes it.
     public var idleTimeoutSeconds: Int64 = 660
@@ -21,15 +21,16 @@ public struct ReassemblyLimits: Sendable {
 
     /// Limits that keep an offline run's peak memory under about `mebibytes` MiB. The process
     /// itself (runtime, libpcap, sessions waiting to be printed, the summary) takes about
-    /// 24 MiB, and up to 4 MiB more of a capture file read through its mapping; of the rest, half goes to tracked connections at about 3 KiB each (flow, SMTP
-    /// machine and record at rest, the evicted-key ring), an eighth to out-of-order bytes and
-    /// an eighth to the SMTP machines' buffers. 256 MiB gives 39,594 connections and 29 MiB +
-    /// 29 MiB. bench/run.sh hostile measures the peaks. A live capture adds libpcap's 32 MiB
+    /// 30 MiB (OpenSSL's libraries and the provider knowledge included), and up to 4 MiB more
+    /// of a capture file read through its mapping; of the rest, half goes to tracked
+    /// connections at about 4 KiB each (flow with its path evidence, SMTP machine and record at
+    /// rest, the evicted-key ring), an eighth to out-of-order bytes and an eighth to the SMTP
+    /// machines' buffers. 256 MiB gives 28,928 connections and 28.25 MiB + 28.25 MiB. bench/run.sh hostile measures the peaks. A live capture adds libpcap's 32 MiB
     /// kernel ring.
     public static func forMemory(mebibytes: Int) -> ReassemblyLimits {
         var l = ReassemblyLimits()
-        let usable = max(8, mebibytes - 24)
-        l.maxConnections = max(64, usable * 1024 / 6)
+        let usable = max(8, mebibytes - 30)
+        l.maxConnections = max(64, usable * 1024 / 8)
         l.maxHeldBytesTotal = (usable << 20) / 8
         l.maxBufferedBytesTotal = (usable << 20) / 8
         l.maxHeldBytesPerDirection = min(l.maxHeldBytesPerDirection, l.maxHeldBytesTotal)

@@ -47,8 +47,8 @@ struct ProbeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The name to send in EHLO (default: this host's fully qualified name).", valueName: "name"))
     var ehlo: String?
 
-    @Option(name: .long, help: ArgumentHelp("Seconds to wait for a connection or a reply.", valueName: "seconds"))
-    var timeout: Double = 10
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for a connection, a reply or the TLS handshake (twice this for the greeting).", valueName: "seconds"))
+    var timeout: Double = 30
 
     @Flag(name: .long, help: "Print JSON lines: the sessions, the capture summary, then a probe object.")
     var json = false
@@ -68,6 +68,9 @@ struct ProbeCommand: ParsableCommand {
         if !(1...65_535).contains(port) { throw ValidationError("--port must be between 1 and 65535") }
         if !(timeout > 0 && timeout <= 600) { throw ValidationError("--timeout must be between 0 and 600 seconds") }
         if !["auto", "always", "never"].contains(color) { throw ValidationError("--color takes auto, always or never") }
+        if let ehlo, ehlo.isEmpty || ehlo.count > 255 || !ehlo.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._:[]".contains($0)) }) {
+            throw ValidationError("--ehlo takes a host name or an address literal, not '\(ehlo)'")
+        }
         for t in targets where t.isEmpty || t.count > 253 || t.contains(where: { $0.isWhitespace || $0 == "/" }) {
             throw ValidationError("not a domain, host or address: '\(t)'")
         }

@@ -86,7 +86,7 @@ struct SMTPCapCommand: ParsableCommand {
         valueName: "MiB"))
     var maxMemory: Int = 256
 
-    @Option(name: .long, help: ArgumentHelp("Connections tracked at once (default: set by --max-memory, 39594 at 256).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Connections tracked at once (default: set by --max-memory, 28928 at 256).", valueName: "n"))
     var maxConnections: Int?
 
     @Option(name: .long, help: ArgumentHelp("Out-of-order bytes held per connection direction. (default: 1048576)", valueName: "bytes"))

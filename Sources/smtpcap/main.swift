@@ -12,25 +12,43 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-// `smtpcap compare A B`: a command of its own; everything else is the analyzer's.
-if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "compare" {
-    let arguments = Array(CommandLine.arguments.dropFirst(2))
-    let compare: CompareCommand
+/// Parses a command's arguments; help prints and exits 0, an error is one line and status 2.
+func parseOrExit<C: ParsableCommand>(_ type: C.Type, _ arguments: [String]) -> C {
     do {
-        compare = try CompareCommand.parse(arguments)
+        return try C.parse(arguments)
     } catch {
-        if CompareCommand.exitCode(for: error) == .success {
-            print(CompareCommand.fullMessage(for: error))
+        if C.exitCode(for: error) == .success {
+            print(C.fullMessage(for: error))
             exit(0)
         }
-        let message = CompareCommand.message(for: error)
-        fail(message.split(separator: "\n").first.map(String.init) ?? "invalid arguments")
+        fail(C.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments")
     }
+}
+
+/// Writes all of `text` to standard output; a failed write (a closed pipe) is status 2.
+func writeOut(_ text: String) {
+    if !writeStandardOutput(text) { exit(2) }
+}
+
+/// -w must not follow a symlink someone else planted.
+func refuseForeignSymlink(_ path: String?) {
+    guard let path else { return }
+    var st = stat()
+    if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, st.st_uid != geteuid() {
+        fail("refusing to write \(path): it is a symbolic link owned by another user")
+    }
+}
+
+let subcommand = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : ""
+let subcommandArguments = Array(CommandLine.arguments.dropFirst(2))
+
+// `smtpcap compare A B`: a command of its own; everything else is the analyzer's.
+if subcommand == "compare" {
+    let compare = parseOrExit(CompareCommand.self, subcommandArguments)
     do {
         let outcome = try CompareRun.run(compare.a, compare.b, options: try compare.options(), json: compare.json,
                                          color: compare.useColor)
-        let text = outcome.report
-        _ = text.withCString { Glibc.write(1, $0, strlen($0)) }
+        writeOut(outcome.report)
         exit(outcome.identical ? 0 : 1)
     } catch let error as PcapError {
         fail(error.message)
@@ -40,28 +58,14 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "compare" {
 }
 
 // `smtpcap probe TARGET...`: the active test.
-if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "probe" {
-    let arguments = Array(CommandLine.arguments.dropFirst(2))
-    let probe: ProbeCommand
-    do {
-        probe = try ProbeCommand.parse(arguments)
-    } catch {
-        if ProbeCommand.exitCode(for: error) == .success {
-            print(ProbeCommand.fullMessage(for: error))
-            exit(0)
-        }
-        let message = ProbeCommand.message(for: error)
-        fail(message.split(separator: "\n").first.map(String.init) ?? "invalid arguments")
-    }
-    if let path = probe.write {
-        var st = stat()
-        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, st.st_uid != geteuid() {
-            fail("refusing to write \(path): it is a symbolic link owned by another user")
-        }
-    }
+if subcommand == "probe" {
+    let probe = parseOrExit(ProbeCommand.self, subcommandArguments)
+    refuseForeignSymlink(probe.write)
+    // A server that resets a TLS connection must not end the run through SIGPIPE.
+    signal(SIGPIPE, SIG_IGN)
     let outcome = ProbeRun.run(probe.settings, options: EngineOptions())
-    let text = outcome.report
-    _ = text.withCString { Glibc.write(1, $0, strlen($0)) }
+    if let error = outcome.error { fail(error) }
+    writeOut(outcome.report)
     exit(outcome.status)
 }
 
@@ -96,13 +100,7 @@ do {
     fail(SMTPCapCommand.message(for: error))
 }
 
-// -w must not follow a symlink someone else planted.
-if let path = options.writeFile {
-    var st = stat()
-    if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, st.st_uid != geteuid() {
-        fail("refusing to write \(path): it is a symbolic link owned by another user")
-    }
-}
+refuseForeignSymlink(options.writeFile)
 
 // A parent may have started us with these blocked (threaded launchers do): unblock them, or
 // SIGINT/SIGTERM would never end a live capture.

@@ -35,8 +35,16 @@ struct ProbeTests {
         (r.json.first { $0["type"] as? String == "probe" }?["rows"] as? [[String: Any]]) ?? []
     }
 
+    /// Temporary captures probe made and left behind.
+    static func leftovers() -> Set<String> {
+        let tmp = FileManager.default.temporaryDirectory.path
+        return Set(((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).filter { $0.hasPrefix("smtpcap-probe-") && !$0.hasPrefix("smtpcap-probe-\(getpid())") })
+    }
+
     @Test(.enabled(if: canRun, "needs root, iproute2 and python3"), .timeLimit(.minutes(6)))
     func probeEveryPath() throws {
+        let before = Self.leftovers()
+        defer { #expect(Self.leftovers().subtracting(before).isEmpty, "probe left temporary files") }
         try Self.withEnvironment { ns, dir in
             // The acceptance: example.org over IPv4 (masked by the proxy) and IPv6 (TLS 1.3).
             let evidence = dir.appendingPathComponent("probe.pcap").path
@@ -46,9 +54,9 @@ struct ProbeTests {
             let mx = rows.filter { $0["mx"] as? String == "mx.example.org" }
             let v4 = mx.first { $0["ip_version"] as? Int == 4 }, v6 = mx.first { $0["ip_version"] as? Int == 6 }
             #expect(v4?["starttls_offered"] as? Bool == false && v4?["masked"] as? String == "XXXXXXXA", "\(rows)")
-            #expect(v4?["verdict"] as? String == "inconclusive" || v4?["verdict"] as? String == "stripped")
+            #expect(v4?["verdict"] as? String == "stripped")
             #expect(v6?["starttls_offered"] as? Bool == true && v6?["tls_version"] as? String == "TLS1.3", "\(rows)")
-            #expect(mx.allSatisfy { $0["wire_evidence"] as? Bool == true && $0["preference"] as? Int == 10 })
+            #expect(mx.count == 2 && mx.allSatisfy { $0["wire_evidence"] as? Bool == true && $0["preference"] as? Int == 10 })
             // The secondary MX refuses: a clear line per address, the others go on.
             let refused = rows.filter { $0["mx"] as? String == "refused.example.org" }
             #expect(refused.count == 2 && refused.allSatisfy { ($0["error"] as? String)?.contains("connection refused") == true }, "\(refused)")
@@ -65,6 +73,23 @@ struct ProbeTests {
             #expect(Set(back.sessions.compactMap { $0["verdict"] as? String }) == Set(sessions.compactMap { $0["verdict"] as? String }))
             #expect(back.summary?["findings"] as? [String: Int] == summary["findings"] as? [String: Int])
 
+            // The text report ends with the verdict line.
+            let text = try Self.probe(ns, ["probe", "example.org", "--timeout", "5", "--color", "never"])
+            #expect(text.stdout.contains("  verdict   STARTTLS removed on the IPv4 path to mx.example.org (masked as XXXXXXXA); intact over IPv6"), "\(text.stdout)")
+
+            // A host name (no MX: itself) over IPv6 only: clean, status 0; over IPv4 only: the
+            // masking alone is a finding, status 1, no address failed.
+            let clean = try Self.probe(ns, ["probe", "-6", "mx.example.org", "--json", "--timeout", "5"])
+            #expect(clean.status == 0, "\(clean.stdout)")
+            let masked = try Self.probe(ns, ["probe", "-4", "mx.example.org", "--json", "--timeout", "5"])
+            #expect(masked.status == 1)
+            #expect(Self.rows(masked).count == 1 && Self.rows(masked).allSatisfy { $0["error"] is NSNull })
+
+            // -w where it cannot be written: one line, status 2, nothing probed.
+            let unwritable = try Self.probe(ns, ["probe", "example.org", "-w", "/nonexistent/dir/p.pcap"])
+            #expect(unwritable.status == 2 && unwritable.stdout.isEmpty)
+            #expect(unwritable.stderr.split(separator: "\n").count == 1, "\(unwritable.stderr)")
+
             // A literal address; -4 and -6.
             let literal = try Self.probe(ns, ["probe", "2001:db8:2::25", "--json", "--timeout", "5"])
             #expect(literal.status == 0, "\(literal.stdout)")
@@ -78,7 +103,7 @@ struct ProbeTests {
             // A server that drops TLS after its 220.
             let drop = try Self.probe(ns, ["probe", "droptls.example.net", "--json", "--timeout", "5"])
             #expect(drop.status == 1)
-            #expect(Self.rows(drop).allSatisfy { ($0["error"] as? String)?.contains("TLS handshake failed") == true }, "\(Self.rows(drop))")
+            #expect(Self.rows(drop).count == 2 && Self.rows(drop).allSatisfy { ($0["error"] as? String)?.contains("TLS handshake failed") == true }, "\(Self.rows(drop))")
 
             // A domain without MX: its own addresses.
             let nomx = try Self.probe(ns, ["probe", "nomx.example.com", "--json", "--timeout", "5"])

@@ -380,10 +380,12 @@ struct ReassemblyTests {
     @Test func memoryBudgetScalesTheLimits() {
         let small = ReassemblyLimits.forMemory(mebibytes: 64)
         let large = ReassemblyLimits.forMemory(mebibytes: 256)
-        #expect(large.maxConnections == 39_594)
-        #expect(small.maxConnections == 6_826)
-        #expect(large.maxHeldBytesTotal + large.maxBufferedBytesTotal == 58 << 20)
-        #expect(small.maxHeldBytesTotal == 5 << 20)
+        // 30 MiB for the process; half the rest for connections at 4 KiB, an eighth each for
+        // held and buffered bytes.
+        #expect(large.maxConnections == (256 - 30) * 1024 / 8)
+        #expect(small.maxConnections == (64 - 30) * 1024 / 8)
+        #expect(large.maxHeldBytesTotal + large.maxBufferedBytesTotal == ((256 - 30) << 20) / 4)
+        #expect(small.maxHeldBytesTotal == ((64 - 30) << 20) / 8)
         #expect(small.maxHeldBytesPerDirection <= small.maxHeldBytesTotal)
         // The defaults are the 256 MiB budget's.
         let defaults = ReassemblyLimits()
