@@ -206,6 +206,21 @@ void smtpcap_close(int fd) {
     if (fd >= 0) close(fd);
 }
 
+int smtpcap_local_literal(int fd, char *out, int outlen) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char text[INET6_ADDRSTRLEN];
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if (ss.ss_family == AF_INET6) {
+        if (!inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, text, sizeof text)) return -1;
+        snprintf(out, (size_t)outlen, "[IPv6:%s]", text);
+    } else {
+        if (!inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, text, sizeof text)) return -1;
+        snprintf(out, (size_t)outlen, "[%s]", text);
+    }
+    return 0;
+}
+
 smtpcap_tls *smtpcap_tls_start(int fd, const char *server_name, int timeout_ms, char *err, int errlen) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) { seterr(err, errlen, "TLS setup failed", NULL); return NULL; }

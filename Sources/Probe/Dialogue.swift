@@ -33,11 +33,13 @@ public struct ProbeOutcome: Sendable {
 /// One SMTP client connection that never sends mail: banner, EHLO, STARTTLS when offered, TLS,
 /// EHLO again, QUIT.
 public struct ProbeDialogue {
-    public var ehloName: String
+    /// The EHLO name; nil: this host's fully qualified name, or when it has none (no dot),
+    /// the connection's own address literal (RFC 5321 §4.1.4).
+    public var ehloName: String?
     public var port: Int
     public var timeoutMilliseconds: Int
 
-    public init(ehloName: String, port: Int, timeoutMilliseconds: Int) {
+    public init(ehloName: String?, port: Int, timeoutMilliseconds: Int) {
         self.ehloName = ehloName
         self.port = port
         self.timeoutMilliseconds = timeoutMilliseconds
@@ -74,7 +76,8 @@ public struct ProbeDialogue {
             connection.quit()
             return o
         }
-        guard connection.send("EHLO \(ehloName)\r\n"), let ehlo = connection.reply(step: "the EHLO reply") else { return failed(o, connection) }
+        let name = ehloName ?? Self.defaultName(connection)
+        guard connection.send("EHLO \(name)\r\n"), let ehlo = connection.reply(step: "the EHLO reply") else { return failed(o, connection) }
         guard ehlo.code / 100 == 2 else {
             o.error = "EHLO was answered with \(ehlo.code)"
             connection.quit()
@@ -104,13 +107,20 @@ public struct ProbeDialogue {
             return o
         }
         (o.tlsVersion, o.tlsCipher, o.certificateSHA256) = connection.tlsFacts()
-        if connection.send("EHLO \(ehloName)\r\n"), let again = connection.reply(step: "the EHLO reply inside TLS") {
+        if connection.send("EHLO \(name)\r\n"), let again = connection.reply(step: "the EHLO reply inside TLS") {
             o.ehloInTLS = again.lines
             connection.quit()
         } else {
             o.error = connection.lastError
         }
         return o
+    }
+
+    static func defaultName(_ c: Connection) -> String {
+        let fqdn = ProbeResolver.localName()
+        if fqdn.contains(".") && fqdn != "localhost" { return fqdn }
+        var literal = [CChar](repeating: 0, count: 64)
+        return smtpcap_local_literal(c.fd, &literal, Int32(literal.count)) == 0 ? ProbeResolver.cString(literal) : fqdn
     }
 
     func failed(_ o: ProbeOutcome, _ c: Connection) -> ProbeOutcome {
@@ -246,8 +256,14 @@ struct Connection {
         return (name, ProbeResolver.cString(cipher), sha)
     }
 
+    /// QUIT, its reply, then what the server still sends until it closes (TLS's close_notify
+    /// included), for at most a second: closing with bytes unread would end in a reset.
     mutating func quit() {
-        if send("QUIT\r\n") { _ = reply(step: "the reply to QUIT") }
+        guard send("QUIT\r\n"), reply(step: "the reply to QUIT") != nil else { return }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var err = [CChar](repeating: 0, count: 256)
+        var reads = 0
+        while reads < 16 && smtpcap_recv(fd, tls, &chunk, Int32(chunk.count), 1000, &err, Int32(err.count)) > 0 { reads += 1 }
     }
 
     mutating func close() {

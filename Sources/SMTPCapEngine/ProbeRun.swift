@@ -112,7 +112,7 @@ public enum ProbeRun {
             }
         }
 
-        let dialogue = ProbeDialogue(ehloName: settings.ehloName ?? ProbeResolver.localName(),
+        let dialogue = ProbeDialogue(ehloName: settings.ehloName,
                                      port: settings.port, timeoutMilliseconds: Int(settings.timeoutSeconds * 1000))
         var outcomes: [ProbeOutcome] = []
         for s in sockets { outcomes.append(dialogue.run(s.address, fd: s.fd, localPort: s.port)) }

@@ -66,6 +66,8 @@ struct ProbeTests {
             #expect(verdict.contains("STARTTLS removed on the IPv4 path to mx.example.org") && verdict.contains("intact over IPv6"), "\(verdict)")
             let sessions = r.sessions
             #expect(sessions.count == 2 && sessions.allSatisfy { ($0["probe"] as? [String: Any])?["target"] as? String == "example.org" })
+            // QUIT, its reply and the server's close are read before the socket closes: no reset.
+            #expect(sessions.allSatisfy { $0["close"] as? String == "fin" }, "\(sessions.map { $0["close"] ?? "-" })")
 
             // The -w pcap read back: the same sessions and findings.
             let back = try E2E.run(["-r", evidence, "--json"])
@@ -76,6 +78,8 @@ struct ProbeTests {
             // The text report ends with the verdict line.
             let text = try Self.probe(ns, ["probe", "example.org", "--timeout", "5", "--color", "never"])
             #expect(text.stdout.contains("  verdict   STARTTLS removed on the IPv4 path to mx.example.org (masked as XXXXXXXA); intact over IPv6"), "\(text.stdout)")
+            // The EHLO name: the host's FQDN, or (none) the connection's address literal.
+            #expect(text.stdout.contains("client    EHLO [198.51.100.10]") || text.stdout.contains("client    EHLO \(ProcessInfo.processInfo.hostName)"))
 
             // A host name (no MX: itself) over IPv6 only: clean, status 0; over IPv4 only: the
             // masking alone is a finding, status 1, no address failed.

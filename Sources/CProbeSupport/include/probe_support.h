@@ -16,6 +16,9 @@ int smtpcap_recv(int fd, smtpcap_tls *tls, unsigned char *buf, int len, int time
 /* Writes all len bytes. 0, or -1 with err set. */
 int smtpcap_send(int fd, smtpcap_tls *tls, const unsigned char *buf, int len, int timeout_ms, char *err, int errlen);
 void smtpcap_close(int fd);
+/* The connected socket's local address as an SMTP address literal ("[198.51.100.10]",
+ * "[IPv6:2001:db8::10]"). 0, or -1. */
+int smtpcap_local_literal(int fd, char *out, int outlen);
 
 /* A TLS client handshake on fd with SNI `server_name` (NULL: none), no certificate
  * verification (opportunistic, as MTAs do). NULL with err set on failure. */
