@@ -71,42 +71,8 @@ chmod 755 "$WORK"
 mkdir -p "$WORK/log" "$WORK/raw"
 
 # ----------------------------------------------------------- process control
-PIDS=()          # background processes we started (tcpdump, python servers)
-PF_DIRS=()       # postfix instances we started
-NETNS=()         # namespaces we created
-
-cleanup() {
-    local rc=$? d
-    set +e
-    trap - EXIT INT TERM
-    for d in "${PF_DIRS[@]}"; do
-        pf_stop "$d"
-    done
-    stop_all $rc
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-
-
-
-
-# ---------------------------------------------------------------- capture
-# cap_start NS IFACE FILE [tcpdump args...] ; sets CAPPID
-cap_start() {
-    local ns=$1 ifc=$2 file=$3; shift 3
-    local name; name=cap-$(basename "$file")
-    spawn "$name" "$ns" tcpdump --immediate-mode -n -U -s 0 -i "$ifc" "$@" -w "$file" tcp
-    CAPPID=$BGPID
-    local n
-    for n in $(seq 100); do
-        grep -q "listening on" "$WORK/log/$name.log" 2>/dev/null && { sleep 0.2; return 0; }
-        sleep 0.1
-    done
-    die "tcpdump did not start: $(cat "$WORK/log/$name.log")"
-}
-
+# shellcheck source=tools/lab.sh
+. "$TOOLS/lab.sh"
 
 # ---------------------------------------------------------------- network
 setup_network() {
@@ -160,62 +126,14 @@ make_cert() {
 }
 
 # ---------------------------------------------------------------- postfix
-# pf_init DIR : config_directory with its own queue/data dirs, no chroot
-pf_init() {
-    local d=$1
-    mkdir -p "$d/queue" "$d/data"
-    awk '/^[a-z]/ && NF >= 8 { $5 = "n" } { print }' /etc/postfix/master.cf >"$d/master.cf"
-    : >"$d/main.cf"
-    postconf -c "$d" -e \
-        "compatibility_level = 3.6" \
-        "queue_directory = $d/queue" \
-        "data_directory = $d/data" \
-        "meta_directory = /etc/postfix" \
-        "mail_owner = postfix" "setgid_group = postdrop" \
-        "maillog_file = $d/maillog" "maillog_file_prefixes = /tmp, /var" \
-        "inet_protocols = all" \
-        "alias_maps =" "alias_database =" \
-        "biff = no" "append_dot_mydomain = no" \
-        "smtpd_peername_lookup = no" \
-        "smtp_dns_support_level = disabled" \
-        "smtp_connection_cache_on_demand = no" \
-        "smtpd_banner = \$myhostname ESMTP Postfix" \
-        "smtp_tls_loglevel = 1" "smtpd_tls_loglevel = 1"
-    chown -R postfix "$d/data"
-}
-
-pf_start() {    # pf_start NS DIR
-    local ns=$1 d=$2
-    ip netns exec "$ns" postfix -c "$d" start >>"$WORK/log/postfix.log" 2>&1 \
-        || die "postfix -c $d start failed: $(tail -5 "$WORK/log/postfix.log")"
-    PF_DIRS+=("$d")
-    wait_file "$d/queue/pid/master.pid"
-    local n
-    for n in $(seq 50); do
-        grep -q "daemon started" "$d/maillog" 2>/dev/null && break; sleep 0.1
-    done
-    sleep 0.5
-}
-
-pf_stop() {     # pf_stop DIR : postfix stop, then make sure master is gone
-    local d=$1 mpid="" keep=() x
-    log "stopping postfix $(basename "$d")"
-    [ -f "$d/queue/pid/master.pid" ] && mpid=$(tr -dc 0-9 <"$d/queue/pid/master.pid")
-    postfix -c "$d" stop >>"$WORK/log/postfix.log" 2>&1 || true
-    if [ -n "$mpid" ]; then
-        for x in $(seq 50); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$mpid" 2>/dev/null && kill -KILL "$mpid" 2>/dev/null
-    fi
-    for x in "${PF_DIRS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
-    PF_DIRS=("${keep[@]}")
-    log "stopped postfix $(basename "$d")"
-}
-
+# Every instance here: one connection per delivery, the stock banner, TLS logged.
+PF_EXTRA=("smtp_connection_cache_on_demand = no" "smtpd_banner = \$myhostname ESMTP Postfix"
+          "smtp_tls_loglevel = 1" "smtpd_tls_loglevel = 1")
 PFS=$WORK/pf-server
 PFC=$WORK/pf-client
 
 setup_server_postfix() {   # setup_server_postfix tls|notls
-    [ -d "$PFS" ] || pf_init "$PFS"
+    [ -d "$PFS" ] || pf_init "$PFS" "${PF_EXTRA[@]}"
     postconf -c "$PFS" -e \
         "myhostname = mx.example.org" "mydomain = example.org" \
         "inet_interfaces = $S4, $S6" \
@@ -231,7 +149,7 @@ setup_server_postfix() {   # setup_server_postfix tls|notls
 }
 
 setup_client_postfix() {   # setup_client_postfix RELAYHOST [extra main.cf lines...]
-    [ -d "$PFC" ] || pf_init "$PFC"
+    [ -d "$PFC" ] || pf_init "$PFC" "${PF_EXTRA[@]}"
     local relay=$1; shift
     postconf -c "$PFC" -e \
         "myhostname = client.example.net" "mydomain = example.net" \

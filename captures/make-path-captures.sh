@@ -109,37 +109,8 @@ WORK=$(mktemp -d /tmp/smtpcap-path.XXXXXX)
 chmod 755 "$WORK"
 mkdir -p "$WORK/log" "$WORK/raw" "$WORK/peer"
 
-# ----------------------------------------------------------- process control
-PIDS=()          # background processes we started (tcpdump, python servers/proxies)
-PF_DIRS=()       # postfix instances we started
-NETNS=()         # namespaces we created
-
-cleanup() {
-    local rc=$? d
-    set +e
-    trap - EXIT INT TERM
-    for d in "${PF_DIRS[@]}"; do
-        pf_stop "$d"
-    done
-    stop_all $rc
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# ---------------------------------------------------------------- capture
-# cap_start NS IFACE FILE ; sets CAPPID (full snaplen, filter tcp)
-cap_start() {
-    local ns=$1 ifc=$2 file=$3 name n
-    name=cap-$(basename "$file")
-    spawn "$name" "$ns" tcpdump --immediate-mode -n -U -s 0 -Z root -i "$ifc" -w "$file" tcp
-    CAPPID=$BGPID
-    for n in $(seq 100); do
-        grep -q "listening on" "$WORK/log/$name.log" 2>/dev/null && { sleep 0.2; return 0; }
-        sleep 0.1
-    done
-    die "tcpdump did not start: $(cat "$WORK/log/$name.log")"
-}
+# shellcheck source=tools/lab.sh
+. "$TOOLS/lab.sh"
 
 # ---------------------------------------------------------------- network
 setup_network() {
@@ -205,56 +176,11 @@ make_certs() {
 # cert_sha256 PEM : SHA-256 of the certificate's DER, lowercase hex
 cert_sha256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 
-# ---------------------------------------------------------------- postfix
-# pf_init DIR : config_directory with its own queue/data dirs, no chroot
-pf_init() {
-    local d=$1
-    mkdir -p "$d/queue" "$d/data"
-    awk '/^[a-z]/ && NF >= 8 { $5 = "n" } { print }' /etc/postfix/master.cf >"$d/master.cf"
-    : >"$d/main.cf"
-    postconf -c "$d" -e \
-        "compatibility_level = 3.6" \
-        "queue_directory = $d/queue" \
-        "data_directory = $d/data" \
-        "meta_directory = /etc/postfix" \
-        "mail_owner = postfix" "setgid_group = postdrop" \
-        "maillog_file = $d/maillog" "maillog_file_prefixes = /tmp, /var" \
-        "inet_protocols = all" \
-        "alias_maps =" "alias_database =" \
-        "biff = no" "append_dot_mydomain = no" \
-        "smtpd_peername_lookup = no" \
-        "smtp_dns_support_level = disabled" \
-        "mydestination = example.org, \$myhostname" \
-        "local_recipient_maps =" "local_transport = discard" \
-        "relay_domains =" "mynetworks = 127.0.0.0/8" \
-        "smtpd_tls_loglevel = 1"
-    chown -R postfix "$d/data"
-}
-
-pf_start() {    # pf_start NS DIR
-    local ns=$1 d=$2 n
-    ip netns exec "$ns" postfix -c "$d" start >>"$WORK/log/postfix.log" 2>&1 \
-        || die "postfix -c $d start failed: $(tail -5 "$WORK/log/postfix.log")"
-    PF_DIRS+=("$d")
-    wait_file "$d/queue/pid/master.pid"
-    for n in $(seq 50); do
-        grep -q "daemon started" "$d/maillog" 2>/dev/null && break; sleep 0.1
-    done
-    sleep 0.5
-}
-
-pf_stop() {     # pf_stop DIR : postfix stop, then make sure master is gone
-    local d=$1 mpid="" keep=() x
-    log "stopping postfix $(basename "$d")"
-    [ -f "$d/queue/pid/master.pid" ] && mpid=$(tr -dc 0-9 <"$d/queue/pid/master.pid")
-    postfix -c "$d" stop >>"$WORK/log/postfix.log" 2>&1 || true
-    if [ -n "$mpid" ]; then
-        for x in $(seq 50); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$mpid" 2>/dev/null && kill -KILL "$mpid" 2>/dev/null
-    fi
-    for x in "${PF_DIRS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
-    PF_DIRS=("${keep[@]}")
-}
+# Postfix instances here accept mail for example.org and discard it; TLS logged.
+PF_EXTRA=("mydestination = example.org, \$myhostname" "local_recipient_maps =" "local_transport = discard"
+          "relay_domains =" "mynetworks = 127.0.0.0/8" "smtpd_tls_loglevel = 1")
+# Captures keep root (tcpdump -Z root): the run directory is root's.
+cap_start_root() { cap_start "$@" -Z root; }
 
 # ---------------------------------------------------------------- servers
 # bg_start NAME NS CMD... : start a server/proxy that writes --ready-file
@@ -319,8 +245,8 @@ log "1 compare-client + compare-server (one run, captured at both ends)"
 bg_start srv-compare "$NS_S" $PY "$TOOLS/smtp_server.py" --listen $S4 --listen $S6 \
     --starttls "$WORK/tls/srv-ec.pem" "$WORK/tls/srv-ec.key" --ready-file "$WORK/srv-compare.ready"
 SRV=$BGPID
-cap_start "$NS_C" c0 "$R/compare-client.pcap"; CAPC=$CAPPID
-cap_start "$NS_S" s0 "$R/compare-server.pcap"; CAPS=$CAPPID
+cap_start_root "$NS_C" c0 "$R/compare-client.pcap"; CAPC=$CAPPID
+cap_start_root "$NS_S" s0 "$R/compare-server.pcap"; CAPS=$CAPPID
 strip_on mask
 swaks_c compare-v4-mask --server $S4 -tlso
 middlebox_off
@@ -339,7 +265,7 @@ bg_start srv-intercept "$NS_S" $PY "$TOOLS/smtp_server.py" --listen $S4 --listen
     --starttls "$WORK/tls/srv-rsa.pem" "$WORK/tls/srv-rsa.key" --ready-file "$WORK/srv-intercept.ready"
 SRV=$BGPID
 intercept_on
-cap_start "$NS_C" c0 "$R/intercepted-ipv4-direct-ipv6.pcap"
+cap_start_root "$NS_C" c0 "$R/intercepted-ipv4-direct-ipv6.pcap"
 for i in 1 2; do
     swaks_c "intercept-v4-$i" --server $S4 -tls --tls-protocol tlsv1_2 \
         --tls-get-peer-cert "$WORK/peer/intercept-v4-$i.pem"
@@ -360,7 +286,7 @@ for spec in "${PROVIDERS[@]}"; do
         --listen "$a4" --listen "$a6" --ready-file "$WORK/prov-$prof.ready"
     PROV_PIDS+=("$BGPID")
 done
-cap_start "$NS_C" c0 "$R/provider-banners.pcap"
+cap_start_root "$NS_C" c0 "$R/provider-banners.pcap"
 for spec in "${PROVIDERS[@]}"; do
     IFS=, read -r prof a4 a6 <<<"$spec"
     swaks_c "provider-$prof-v4" --server "$a4" -tlso
@@ -374,7 +300,7 @@ done
 
 log "4 private-no-starttls (Postfix Debian banner and aiosmtpd default banner, no TLS)"
 PFP=$WORK/pf-private
-pf_init "$PFP"
+pf_init "$PFP" "${PF_EXTRA[@]}"
 postconf -c "$PFP" -e "myhostname = mail.example.net" "mydomain = example.net" \
     "inet_interfaces = $PRIVPF4, $PRIVPF6" \
     "smtpd_banner = \$myhostname ESMTP \$mail_name (Debian/GNU)" \
@@ -383,7 +309,7 @@ pf_start "$NS_S" "$PFP"
 bg_start srv-private "$NS_S" $PY "$TOOLS/smtp_server.py" --listen $PRIVAIO4 --listen $PRIVAIO6 \
     --hostname mail2.example.net --ident "" --ready-file "$WORK/srv-private.ready"
 SRV=$BGPID
-cap_start "$NS_C" c0 "$R/private-no-starttls.pcap"
+cap_start_root "$NS_C" c0 "$R/private-no-starttls.pcap"
 swaks_c private-postfix-v4 --server $PRIVPF4 -tlso
 swaks_c private-postfix-v6 --server $PRIVPF6 -tlso
 swaks_c private-aiosmtpd-v4 --server $PRIVAIO4 -tlso
@@ -394,7 +320,7 @@ pf_stop "$PFP"
 
 log "5 dual-certificate (Postfix with RSA + ECDSA certificates, cipher-dependent)"
 PFD=$WORK/pf-dual
-pf_init "$PFD"
+pf_init "$PFD" "${PF_EXTRA[@]}"
 postconf -c "$PFD" -e "myhostname = mx.example.org" "mydomain = example.org" \
     "inet_interfaces = $S4, $S6" \
     "smtpd_banner = \$myhostname ESMTP Postfix" \
@@ -402,7 +328,7 @@ postconf -c "$PFD" -e "myhostname = mx.example.org" "mydomain = example.org" \
     "smtpd_tls_cert_file = $WORK/tls/srv-rsa.pem" "smtpd_tls_key_file = $WORK/tls/srv-rsa.key" \
     "smtpd_tls_eccert_file = $WORK/tls/srv-ec.pem" "smtpd_tls_eckey_file = $WORK/tls/srv-ec.key"
 pf_start "$NS_S" "$PFD"
-cap_start "$NS_C" c0 "$R/dual-certificate.pcap"
+cap_start_root "$NS_C" c0 "$R/dual-certificate.pcap"
 swaks_c dual-v4-rsa --server $S4 -tls --tls-protocol tlsv1_2 \
     --tls-cipher 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256' \
     --tls-get-peer-cert "$WORK/peer/dual-v4.pem"
