@@ -7,7 +7,7 @@ import Glibc
 /// `smtpcap compare A B`.
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "smtpcap compare",
+        commandName: "compare",
         abstract: "Compare two captures of the same SMTP traffic taken at two points (the sender and the receiving server, or both sides of a firewall).",
         discussion: """
         Pairs the sessions of A and B by time, server, EHLO name, commands and message sizes \

@@ -7,7 +7,7 @@ import Glibc
 /// `smtpcap probe TARGET...`.
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "smtpcap probe",
+        commandName: "probe",
         abstract: "Test STARTTLS on every path to a mail domain: connect to each MX address over IPv4 and IPv6, capture the connections and analyze them.",
         discussion: """
         TARGET is a mail domain (its MX hosts in preference order, then their A and AAAA \

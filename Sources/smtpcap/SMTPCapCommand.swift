@@ -8,6 +8,11 @@ import Glibc
 struct SMTPCapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smtpcap",
+        usage: """
+        smtpcap (-r <file> ... | -i <iface>) [<options>] [<expression> ...]
+          smtpcap probe <target> ... [<options>]
+          smtpcap compare <A> <B> [<options>]
+        """,
         abstract: "Passive analyzer of SMTP sessions: finds EHLO replies without STARTTLS, mail sent in plaintext, and STARTTLS stripped on the path.",
         discussion: """
         Reads a capture file (-r) or captures live (-i), reassembles TCP on the SMTP ports \
@@ -19,17 +24,15 @@ struct SMTPCapCommand: ParsableCommand {
           1  at least one finding was reported
           2  error (bad arguments, unreadable input, no permission)
 
-        COMMANDS
-          smtpcap probe TARGET...               # test STARTTLS on every MX and address family (see probe --help)
-          smtpcap compare A B                   # two captures of the same traffic: what changed between them
-
         EXAMPLES
           sudo smtpcap probe example.org        # is STARTTLS there on every path to example.org?
           sudo smtpcap -i eth0 --sessions 1     # during one test send
           smtpcap -r packet.log                 # a tcpdump capture made elsewhere
           smtpcap -r packet.log --json | jq .   # JSON lines for pipelines
           smtpcap -r a.pcap host 203.0.113.25   # a tcpdump filter replaces the default
-        """)
+        """,
+        version: smtpcapVersion,
+        subcommands: [ProbeCommand.self, CompareCommand.self])
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Read packets from a pcap or pcapng file ('-' for standard input). Repeatable.", valueName: "file"))
     var read: [String] = []
@@ -107,9 +110,6 @@ struct SMTPCapCommand: ParsableCommand {
     var expression: [String] = []
 
     func validate() throws {
-        if !listInterfaces && read.isEmpty && interface == nil {
-            throw ValidationError("nothing to read: give -r FILE or -i INTERFACE (see --help)")
-        }
         if !read.isEmpty && interface != nil { throw ValidationError("-r and -i cannot be used together") }
         if write != nil && read.count > 1 { throw ValidationError("-w takes one input") }
         if snapLength < 64 || snapLength > 262_144 { throw ValidationError("-s must be between 64 and 262144") }
@@ -136,6 +136,10 @@ struct SMTPCapCommand: ParsableCommand {
         }
         return out
     }
+
+    /// Checked after parsing, not in `validate()`: the argument parser validates the root
+    /// command also when a subcommand runs.
+    var nothingToRead: Bool { !listInterfaces && read.isEmpty && interface == nil }
 
     func options() throws -> EngineOptions {
         var o = EngineOptions()

@@ -13,12 +13,15 @@ func fail(_ message: String) -> Never {
 }
 
 /// Parses a command's arguments; help prints and exits 0, an error is one line and status 2.
+/// Subcommands are parsed on their own (the analyzer's filter expression, a list of words,
+/// would swallow their names), so their help is asked of the root to carry its name.
 func parseOrExit<C: ParsableCommand>(_ type: C.Type, _ arguments: [String]) -> C {
     do {
         return try C.parse(arguments)
     } catch {
         if C.exitCode(for: error) == .success {
-            print(C.fullMessage(for: error))
+            let isHelp = arguments.contains { $0 == "--help" || $0 == "-h" }
+            print(isHelp ? SMTPCapCommand.helpMessage(for: C.self) : C.fullMessage(for: error))
             exit(0)
         }
         fail(C.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments")
@@ -69,6 +72,16 @@ if subcommand == "probe" {
     exit(outcome.status)
 }
 
+// `smtpcap help [probe|compare]`.
+if subcommand == "help" {
+    switch subcommandArguments.first {
+    case "probe": print(SMTPCapCommand.helpMessage(for: ProbeCommand.self))
+    case "compare": print(SMTPCapCommand.helpMessage(for: CompareCommand.self))
+    default: print(SMTPCapCommand.helpMessage())
+    }
+    exit(0)
+}
+
 let command: SMTPCapCommand
 do {
     command = try SMTPCapCommand.parse()
@@ -81,6 +94,7 @@ do {
     let message = SMTPCapCommand.message(for: error)
     fail(message.split(separator: "\n").first.map(String.init) ?? "invalid arguments")
 }
+if command.nothingToRead { fail("nothing to read: give -r FILE or -i INTERFACE (see --help)") }
 
 if command.listInterfaces {
     do {
