@@ -8,12 +8,12 @@ import Glibc
 struct SMTPCapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smtpcap",
+        abstract: "Passive analyzer of SMTP sessions: finds EHLO replies without STARTTLS, mail sent in plaintext, and STARTTLS stripped on the path.",
         usage: """
         smtpcap (-r <file> ... | -i <iface>) [<options>] [<expression> ...]
           smtpcap probe <target> ... [<options>]
           smtpcap compare <A> <B> [<options>]
         """,
-        abstract: "Passive analyzer of SMTP sessions: finds EHLO replies without STARTTLS, mail sent in plaintext, and STARTTLS stripped on the path.",
         discussion: """
         Reads a capture file (-r) or captures live (-i), reassembles TCP on the SMTP ports \
         (25, 587, 465, 2525 by default) and prints each SMTP session with a verdict: \
