@@ -29,6 +29,9 @@ let package = Package(
     targets: [
         // libpcap, found with pkg-config (Debian: libpcap-dev).
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        // Reads gzip-compressed capture files (`-r packet.log.gz`) through zlib (Debian:
+        // zlib1g-dev) as a stdio stream libpcap can read.
+        .target(name: "CGzipFile", linkerSettings: [.linkedLibrary("z")]),
         // Turns SIGBUS from a mapped capture file that shrank into a one-line error.
         .target(name: "CSignalGuard"),
         // `probe`'s system calls, resolver and OpenSSL (Debian: libssl-dev) behind a small C
@@ -44,7 +47,7 @@ let package = Package(
         // directions, chunk metadata, anomaly and finding codes; and the byte-scanning kernel.
         .target(name: "SMTPCapCore", swiftSettings: hotPath),
         // Layer 1: capture. The only target that imports CPcap.
-        .target(name: "PcapSource", dependencies: ["CPcap", "CSignalGuard"], swiftSettings: hotPath),
+        .target(name: "PcapSource", dependencies: ["CPcap", "CSignalGuard", "CGzipFile"], swiftSettings: hotPath),
         // Layer 2: link, IP and TCP decoding of one frame. Pure.
         .target(name: "PacketDecoding", dependencies: ["SMTPCapCore"], swiftSettings: hotPath),
         // Layer 3: TCP reassembly into ordered bytes and explicit gaps per direction.
@@ -74,7 +77,8 @@ let package = Package(
         // Layer 7: text, JSON lines and transcript output. The only layer that formats.
         .target(
             name: "Reporting",
-            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Comparison"],
+            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Comparison",
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: hotPath),
         // Wiring: capture -> decode -> reassembly -> SMTP machine -> findings -> report.
         .target(
@@ -84,7 +88,7 @@ let package = Package(
             swiftSettings: hotPath),
         .executableTarget(
             name: "smtpcap",
-            dependencies: ["SMTPCapEngine", "PcapSource", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SMTPCapEngine", "PcapSource", "Reporting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         // Fuzz harnesses, one per parser layer (`make fuzz-smoke`). Built normally it replays
         // files; built with -sanitize=fuzzer -DFUZZING, libFuzzer drives it.

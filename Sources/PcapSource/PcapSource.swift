@@ -1,27 +1,8 @@
+import CGzipFile
 import CPcap
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Why libpcap could not give us packets. `message` is one line for the user.
-public struct PcapError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable {
-        case permission
-        case noSuchDevice
-        case badFilter
-        case notACaptureFile
-        case unreadable
-        case other
-    }
-    public var kind: Kind
-    public var message: String
-    public var description: String { message }
-
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-}
 
 /// One captured frame: valid only until the next call to `next()`.
 public struct CapturedPacket {
@@ -148,17 +129,6 @@ public final class PcapSource {
         return file
     }
 
-    /// How an offline file's packets are read.
-    public enum FileReader: Sendable {
-        /// A classic pcap file in this machine's byte order is mapped into memory and its
-        /// records handed out in place; so is a pcapng file (any byte order, any link types),
-        /// read by `PcapngRecords`; anything else goes through libpcap.
-        case automatic
-        /// libpcap's `pcap_next_ex`, except where libpcap stops at a pcapng interface of
-        /// another link type or snapshot length: `PcapngRecords` reads on from there.
-        case libpcap
-    }
-
     /// Opens a capture file; `-` reads standard input.
     public static func openOffline(_ path: String, reader: FileReader = .automatic) throws(PcapError) -> PcapSource {
         var errbuf = errorBuffer()
@@ -183,7 +153,7 @@ public final class PcapSource {
                 throw PcapError(.unreadable, "cannot read \(path): \(String(cString: strerror(errno)))")
             }
             if (st.st_mode & S_IFMT) == S_IFREG { size = Int64(st.st_size) }
-            guard let file = fopen(path, "rb") else {
+            guard let file = openFile(path, size: &size) else {
                 throw PcapError(.unreadable, "cannot read \(path): \(String(cString: strerror(errno)))")
             }
             buffer = .allocate(byteCount: stdioBufferSize, alignment: 64)
@@ -213,6 +183,40 @@ public final class PcapSource {
         return source
     }
 
+
+    /// A stdio stream of the file: decompressed through zlib when it is gzip-compressed (as
+    /// logrotate leaves old captures); a compressed pcap file is read as a stream (not mapped:
+    /// `size` becomes nil), a compressed pcapng file from a decompressed temporary copy.
+    static func openFile(_ path: String, size: inout Int64?) -> UnsafeMutablePointer<FILE>? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        if smtpcap_is_gzip(fd) != 0 && smtpcap_gzip_holds_pcapng(fd) != 0 {
+            // pcapng may change link type midway, which libpcap's reader stops at and
+            // smtpcap's own reader (on a file) reads: decompressed to a temporary file.
+            let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+            let plain = smtpcap_gzip_inflate(fd, dir)
+            Glibc.close(fd)
+            guard plain >= 0 else { return nil }
+            size = Int64(lseek(plain, 0, SEEK_END))
+            lseek(plain, 0, SEEK_SET)
+            return fdopen(plain, "rb")
+        }
+        if smtpcap_is_gzip(fd) != 0 {
+            size = nil
+            guard let file = smtpcap_gzip_fopen(fd) else {
+                let saved = errno
+                Glibc.close(fd)
+                errno = saved
+                return nil
+            }
+            return file
+        }
+        guard let file = fdopen(fd, "rb") else {
+            Glibc.close(fd)
+            return nil
+        }
+        return file
+    }
 
     /// Opens an interface for live capture.
     public static func openLive(device: String, snapLength: Int32, promiscuous: Bool,
@@ -452,4 +456,44 @@ public final class PcapSource {
     /// The file is pcapng (read by smtpcap's reader, or by libpcap that may hand it over): its
     /// interfaces may have names.
     public var readsPcapng: Bool { pcapng != nil || pcapngPath != nil }
+}
+
+/// Writes a pcap file (nanosecond time stamps) of chosen packets into a descriptor the caller
+/// opened (evidence files: created exclusively, no symbolic link followed).
+public final class PcapWriter {
+    let dead: OpaquePointer
+    let dumper: OpaquePointer
+
+    /// Takes `fd` (closed with the writer); nil when libpcap cannot start the file.
+    public init?(fd: Int32, linkType: Int32, snapLength: Int32 = 262_144) {
+        guard let dead = pcap_open_dead_with_tstamp_precision(linkType, snapLength, UInt32(PCAP_TSTAMP_PRECISION_NANO)) else {
+            Glibc.close(fd)
+            return nil
+        }
+        guard let file = fdopen(fd, "wb"), let dumper = pcap_dump_fopen(dead, file) else {
+            Glibc.close(fd)
+            pcap_close(dead)
+            return nil
+        }
+        self.dead = dead
+        self.dumper = dumper
+    }
+
+    public func write(_ packet: CapturedPacket) {
+        var header = pcap_pkthdr()
+        header.ts.tv_sec = Int(packet.seconds)
+        header.ts.tv_usec = Int(packet.nanoseconds)
+        header.caplen = UInt32(packet.bytes.count)
+        header.len = UInt32(max(packet.wireLength, packet.bytes.count))
+        pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header,
+                  packet.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// Flushes and closes; false when the data could not all be written.
+    public func close() -> Bool {
+        let flushed = pcap_dump_flush(dumper) == 0
+        pcap_dump_close(dumper)
+        pcap_close(dead)
+        return flushed
+    }
 }

@@ -204,6 +204,9 @@ public enum JSONLinesReport {
     static func sessionBody(_ r: SessionRecord, file: String?, into o: inout JSONObject) {
         o.string("type", "session")
         o.int("id", r.id)
+        let identity = FlowIdentity(r)
+        o.string("uid", identity.uid)
+        o.string("community_id", identity.communityID)
         if let file { o.string("file", file) }
         o.endpoint("client", r.client)
         o.endpoint("server", r.server)
@@ -249,6 +252,7 @@ public enum JSONLinesReport {
         o.string("server_name", r.serverName)
         o.string("provider", r.provider)
         o.string("greeting", r.greeting)
+        o.string("helo", r.heloName)
         o.objects("ehlo", r.ehlo) { e, x in
             x.int("frame", e.frame)
             x.int("code", e.code)
@@ -290,6 +294,9 @@ public enum JSONLinesReport {
             x.bool("encrypted", false)
             if m.truncated { x.bool("truncated", true) }
             if m.method == .bdat { x.int("chunks", m.chunks) }
+            x.string("mail_from", m.mailFrom)
+            x.strings("rcpt_to", m.rcptTo)
+            if m.rcptNotListed > 0 { x.int("rcpt_not_listed", m.rcptNotListed) }
         }
         if r.messagesNotListed > 0 { o.int("messages_not_listed", r.messagesNotListed) }
         o.int("commands", r.commands)

@@ -244,6 +244,25 @@ public struct TextReport {
             }
             w.add(", plaintext ")
             w.frame(m.frame)
+            if let from = m.mailFrom {
+                w.add(", from <")
+                w.wire(from)
+                w.add(">")
+            }
+            if !m.rcptTo.isEmpty {
+                w.add(" to ")
+                for (i, to) in m.rcptTo.enumerated() {
+                    if i > 0 { w.add(", ") }
+                    w.add("<")
+                    w.wire(to)
+                    w.add(">")
+                }
+                if m.rcptNotListed > 0 {
+                    w.add(" and ")
+                    w.int(m.rcptNotListed)
+                    w.add(" more")
+                }
+            }
             w.add("\n")
         }
         if r.messagesNotListed > 0 {

@@ -23,6 +23,11 @@ public final class Engine {
     var printer: SessionPrinter
     var capture = CaptureFacts()
     var warnings: [String] = []
+    /// `--tls-report`'s file, opened before the capture (and before privileges are dropped).
+    var tlsReportFile: Int32 = -1
+    /// Live capture with `--evidence` and no `-w`: every packet goes here, for the evidence
+    /// to be cut from at the end; removed afterwards.
+    var spoolPath: String?
 
     public init(options: EngineOptions, output: ReportOutput = ReportOutput(), errors: ReportOutput = ReportOutput(fd: 2, autoFlush: true)) {
         self.options = options
@@ -48,6 +53,11 @@ public final class Engine {
     /// Runs to the end of the input or a stop condition. Throws only when nothing could be
     /// analyzed.
     public func run() throws(PcapError) -> RunResult {
+        try openOutputs()
+        defer {
+            System.close(tlsReportFile)
+            if let spoolPath { System.remove(spoolPath) }
+        }
         if let interface = options.interface {
             try analyzeLive(interface)
         } else {
@@ -77,6 +87,7 @@ public final class Engine {
             }
         }
         printer.writeSummary(capture)
+        writeOutputs()
         return RunResult(sessions: printer.summary.sessions, findings: printer.summary.totalFindings,
                          packets: capture.packets, warnings: warnings)
     }
@@ -85,9 +96,12 @@ public final class Engine {
         let source = try PcapSource.openLive(device: interface, snapLength: options.snapLength,
                                              promiscuous: options.promiscuous)
         try source.setFilter(options.filter ?? liveFilter(ethernet: source.datalink == 1))
-        if let path = options.writeFile { try source.openDump(path) }
+        if let path = options.writeFile ?? spoolPath { try source.openDump(path) }
         if let user = options.dropToUser {
             do throws(SystemError) { try System.dropPrivileges(to: user) } catch { throw PcapError(.other, error.message) }
+            if let directory = options.evidenceDirectory, !System.canWrite(directory) {
+                throw PcapError(.other, "cannot write evidence into \(directory) as \(user), the user smtpcap switches to after opening the capture (give a new directory, or -Z root)")
+            }
         }
         capture.files = ["live:\(interface)"]
         output.autoFlush = true
@@ -282,6 +296,7 @@ public final class Engine {
         var s = SessionOptions()
         s.transcript = options.transcript
         s.implicitTLSPorts = options.implicitTLSPorts
+        s.recordAddresses = options.recordAddresses
         return s
     }
 }

@@ -1,11 +1,13 @@
 import PacketDecoding
 import PcapSource
+import Reporting
 import TCPReassembly
 
 /// Everything the command line decides.
 public struct EngineOptions: Sendable {
     /// `records`: nothing is printed; the sessions are kept for the caller (`compare`).
-    public enum Format: Sendable { case text, json, records }
+    /// `eve`: Suricata's EVE JSON lines.
+    public enum Format: Sendable { case text, json, eve, records }
 
     public var files: [String] = []
     public var interface: String?
@@ -56,6 +58,12 @@ public struct EngineOptions: Sendable {
     public var fileReader = PcapSource.FileReader.automatic
     /// User to switch to after opening a live capture (nil: stay).
     public var dropToUser: String?
+    /// Keep and print envelope addresses (false: `--no-addresses`).
+    public var recordAddresses = true
+    /// Write an RFC 8460 TLS report over the capture to this file.
+    public var tlsReport: TLSReportSettings?
+    /// Write a pcap and a text report of each session with findings into this directory.
+    public var evidenceDirectory: String?
 
     public init() {}
 

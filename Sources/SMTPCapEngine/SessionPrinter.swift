@@ -1,5 +1,6 @@
 import Findings
 import Reporting
+import SMTPCapCore
 import SMTPMachine
 
 /// Takes finished sessions: counts them into the summary and prints each. Offline, sessions
@@ -12,6 +13,12 @@ struct SessionPrinter {
     let output: ReportOutput
     let text: TextReport
     var summary = CaptureSummary()
+    var eve: EVEReport
+    /// The RFC 8460 report's counts (with `--tls-report`).
+    var tlsReport = TLSReport()
+    /// Sessions with findings whose packets go to the evidence directory.
+    var evidence: [EvidenceSession] = []
+    var evidenceNotKept = 0
     /// Sessions counted (at most the session limit).
     var reported = 0
     private var reorder: [UInt64: SessionRecord] = [:]
@@ -21,6 +28,7 @@ struct SessionPrinter {
         self.options = options
         self.output = output
         text = TextReport(color: options.color, transcript: options.transcript)
+        eve = EVEReport(addresses: options.recordAddresses)
     }
 
     var limitReached: Bool { options.sessionLimit.map { reported >= $0 } ?? false }
@@ -32,6 +40,8 @@ struct SessionPrinter {
         if limitReached { return }
         reported += 1
         summary.add(record)
+        if options.tlsReport != nil { tlsReport.add(record) }
+        if options.evidenceDirectory != nil && !record.findings.isEmpty { keepEvidence(record, file: file) }
         if options.interface != nil {
             emit(record, file: file)
             return
@@ -87,13 +97,31 @@ struct SessionPrinter {
                 collected.append(record)
             }
         case .json: output.write { JSONLinesReport.writeSession(record, file: file, into: $0) }
+        case .eve: output.write { eve.writeSession(record, into: $0) }
         case .text: output.write { text.writeSession(record, file: file, into: $0) }
         }
+    }
+
+    /// What the evidence writer needs of a session with findings: its flow, its time span,
+    /// and its text report (without colour), made now while the record is at hand.
+    mutating func keepEvidence(_ record: SessionRecord, file: String?) {
+        guard evidence.count < EvidenceSession.maxSessions else {
+            evidenceNotKept += 1
+            return
+        }
+        let report = TextReport(color: false, transcript: options.transcript)
+        let sink = ByteSink(capacity: 4096)
+        report.writeSession(record, file: file, into: sink)
+        evidence.append(EvidenceSession(
+            id: record.id, uid: FlowIdentity(record).uid, client: record.client, server: record.server,
+            start: record.start, end: record.end, verdict: record.verdict.rawValue,
+            report: withExtendedLifetime(sink) { String(decoding: sink.bytes, as: UTF8.self) }))
     }
 
     func writeSummary(_ capture: CaptureFacts) {
         switch options.format {
         case .json: output.write(JSONLinesReport.summary(summary, capture: capture) + "\n")
+        case .eve: output.write { eve.writeEnd(summary, capture: capture, into: $0) }
         case .text: output.write { text.writeSummary(summary, capture: capture, into: $0) }
         case .records: break
         }

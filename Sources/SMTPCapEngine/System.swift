@@ -80,6 +80,57 @@ enum System {
         return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
+    /// Opens `name` in the directory `directory` (a path or "") for writing: a new file when
+    /// `exclusive` (an existing one is an error, never overwritten), else created or truncated.
+    /// A symbolic link is refused either way (O_NOFOLLOW).
+    static func createFile(_ path: String, exclusive: Bool) throws(SystemError) -> Int32 {
+        let flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC)
+        let fd = open(path, flags, 0o644)
+        guard fd < 0 else { return fd }
+        let reason = errno == ELOOP ? "it is a symbolic link" : errno == EEXIST ? "it exists (not overwritten)" : String(cString: strerror(errno))
+        throw SystemError("cannot write \(path): \(reason)")
+    }
+
+    /// Writes all of `bytes` to `fd`; false on an error.
+    static func write(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let n = rest.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            rest = rest.dropFirst(n)
+        }
+        return true
+    }
+
+    /// Makes `path` a directory smtpcap can write evidence into: created (0750) when missing,
+    /// refused when it is a symbolic link or not a directory. With `owner` (the user a live
+    /// capture switches to), a directory made here is given to that user.
+    static func prepareDirectory(_ path: String, owner: String?) throws(SystemError) {
+        let made = mkdir(path, 0o750) == 0
+        if !made && errno != EEXIST {
+            throw SystemError("cannot use \(path) for evidence: \(String(cString: strerror(errno)))")
+        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let saved = errno
+            var target = [CChar](repeating: 0, count: 8)
+            let isLink = saved == ELOOP || readlink(path, &target, target.count) >= 0
+            let reason = isLink ? "it is a symbolic link" : saved == ENOTDIR ? "not a directory" : String(cString: strerror(saved))
+            throw SystemError("refusing \(path) for evidence: \(reason)")
+        }
+        _ = Glibc.close(fd)
+        guard made, let owner, geteuid() == 0, owner != "root", let pw = getpwnam(owner) else { return }
+        _ = chown(path, pw.pointee.pw_uid, pw.pointee.pw_gid)
+    }
+
+    /// Whether the process may create files in `path` (checked after dropping privileges).
+    static var processID: Int32 { getpid() }
+
+    static func canWrite(_ path: String) -> Bool {
+        access(path, W_OK | X_OK) == 0
+    }
+
     static func remove(_ path: String) {
         _ = unlink(path)
     }

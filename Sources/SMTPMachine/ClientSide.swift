@@ -91,11 +91,20 @@ extension SMTPSession {
             noteCommandAfterOffer(meta)
             enqueue(.auth, meta)
         case .mail:
-            transcript(.clientToServer, meta, "MAIL \(wireText(command.argument, limit: 200))")
+            let keep = options.recordAddresses
+            transcript(.clientToServer, meta, Self.envelopeLine(command, addresses: keep))
+            envelope.mail(command.argument, keepAddress: keep)
             noteCommandAfterOffer(meta)
             enqueue(.mail, meta)
         case .rcpt:
-            transcript(.clientToServer, meta, "RCPT \(wireText(command.argument, limit: 200))")
+            let keep = options.recordAddresses
+            transcript(.clientToServer, meta, Self.envelopeLine(command, addresses: keep))
+            let address = Envelope.address(in: command.argument)
+            envelope.rcpt(address, keepAddress: keep)
+            if let address, record.recipientDomains.count < Envelope.maxDomains, let domain = Envelope.domain(of: address),
+               !record.recipientDomains.contains(domain) {
+                record.recipientDomains.append(domain)
+            }
             noteCommandAfterOffer(meta)
             enqueue(.rcpt, meta)
         case .data:
@@ -126,6 +135,7 @@ extension SMTPSession {
             }
         case .rset:
             transcript(.clientToServer, meta, "RSET")
+            envelope.reset()
             enqueue(.rset, meta)
         case .quit:
             transcript(.clientToServer, meta, "QUIT")
@@ -141,6 +151,12 @@ extension SMTPSession {
             transcript(.clientToServer, meta, shown)
             enqueue(.other, meta)
         }
+    }
+
+    /// A MAIL or RCPT line for the transcript: whole, or with the address withheld.
+    static func envelopeLine(_ command: ParsedCommand, addresses: Bool) -> String {
+        if addresses { return "\(command.verb) \(wireText(command.argument, limit: 200))" }
+        return "\(command.verb) <address withheld: \(command.argument.count) bytes>"
     }
 
     /// After DATA or STARTTLS, later client bytes wait for the reply, when the server side is
@@ -202,7 +218,10 @@ extension SMTPSession {
     mutating func startMessage(_ method: MessageMethod, frame: UInt64) {
         // DATA inside a BDAT transaction that never sent LAST: still one mail transaction.
         if openMessage != nil { return }
-        let message = MessageFacts(method: method, frame: frame, bytes: 0, recipients: recipients, reply: nil)
+        var message = MessageFacts(method: method, frame: frame, bytes: 0, recipients: recipients, reply: nil)
+        message.mailFrom = envelope.from
+        message.rcptTo = envelope.to
+        message.rcptNotListed = envelope.toNotListed
         if record.messages.count < options.maxMessagesListed {
             record.messages.append(message)
             openMessage = record.messages.count - 1

@@ -10,6 +10,9 @@ public struct SessionOptions: Sendable {
     public var implicitTLSPorts: Set<UInt16> = [465]
     public var maxTranscriptLines = 2000
     public var maxMessagesListed = 1000
+    /// Keep envelope addresses (MAIL FROM, RCPT TO) per message, and show them in the
+    /// transcript; false (`--no-addresses`) keeps only the recipients' domains.
+    public var recordAddresses = true
 
     public init() {}
 }
@@ -44,6 +47,7 @@ public struct SMTPSession: StreamConsumer {
     /// LAST yet), as an index into `record.messages`.
     var openMessage: Int?
     var recipients = 0
+    var envelope = Envelope()
     var serverBytesSeen: UInt64 = 0
     var tlsClient = TLSDirectionReader()
     var tlsServer = TLSDirectionReader()
@@ -88,7 +92,7 @@ public struct SMTPSession: StreamConsumer {
         return held + clientLines.capacity + serverLines.capacity
             + tlsClient.bufferedBytes + tlsServer.bufferedBytes + pending.heapBytes
             + record.messages.capacity * MemoryLayout<MessageFacts>.stride
-            + (record.transcript?.count ?? 0) * 96 + keptTextBytes + replyTextBytes
+            + (record.transcript?.count ?? 0) * 96 + keptTextBytes + replyTextBytes + envelope.keptBytes
     }
 
     public mutating func data(_ bytes: Span<UInt8>, _ direction: Direction, _ meta: ChunkMeta) {

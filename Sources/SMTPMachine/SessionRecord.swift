@@ -95,6 +95,11 @@ public struct MessageFacts: Sendable, Hashable {
     /// The content was cut by the end of the capture or by a gap.
     public var truncated = false
     public var chunks = 0
+    /// The envelope as the client sent it (nil and empty with `--no-addresses`); the
+    /// recipients are capped, those past the cap counted.
+    public var mailFrom: String?
+    public var rcptTo: [String] = []
+    public var rcptNotListed = 0
 }
 
 public struct TranscriptLine: Sendable, Hashable {
@@ -133,6 +138,9 @@ public struct SessionRecord: Sendable {
     public var serverName: String?
     public var greeting: String?  // "EHLO", "HELO" or nil
     public var heloName: String?
+    /// The domains of the RCPT TO addresses, in order, lower-cased, at most 32 (kept also
+    /// with `--no-addresses`: the TLS report's policy domains).
+    public var recipientDomains: [String] = []
     public var ehlo: [EHLOReply] = []
     public var starttls = STARTTLSFacts()
     public var tls: TLSFacts?

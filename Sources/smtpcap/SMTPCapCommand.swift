@@ -1,6 +1,7 @@
 import ArgumentParser
 import SMTPCapEngine
 import PcapSource
+import Reporting
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,8 +68,32 @@ struct SMTPCapCommand: ParsableCommand {
     @Option(name: .customShort("w"), help: ArgumentHelp("Also write every captured packet to this pcap file.", valueName: "file"))
     var write: String?
 
-    @Flag(name: .long, help: "Print JSON lines: one object per session, then a summary object.")
+    @Flag(name: .long, help: "Print JSON lines: one object per session, then a summary object (the same as --format json).")
     var json = false
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Output format: text, json (JSON lines), or eve (Suricata EVE JSON lines: smtp, tls and alert events, then stats).",
+        valueName: "format"))
+    var format: String?
+
+    @Flag(name: .long, help: "Leave envelope addresses (MAIL FROM, RCPT TO) out of every output and the transcript.")
+    var noAddresses = false
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Also write an RFC 8460 SMTP TLS report (JSON) over the capture to this file: a policy per recipient domain with its session counts and failure details.",
+        valueName: "file"))
+    var tlsReport: String?
+
+    @Option(name: .long, help: ArgumentHelp("The TLS report's organization-name.", valueName: "name"))
+    var organization: String?
+
+    @Option(name: .long, help: ArgumentHelp("The TLS report's contact-info (an address or URL).", valueName: "contact"))
+    var contact: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Write a pcap of each session with findings (both directions, TLS included) and its text report into this directory, named by session id, verdict and uid. Existing files are never overwritten.",
+        valueName: "dir"))
+    var evidence: String?
 
     @Flag(name: .shortAndLong, help: "Add an SMTP transcript per session (credentials and message content replaced by byte counts).")
     var verbose = false
@@ -113,6 +138,12 @@ struct SMTPCapCommand: ParsableCommand {
         if !read.isEmpty && interface != nil { throw ValidationError("-r and -i cannot be used together") }
         if write != nil && read.count > 1 { throw ValidationError("-w takes one input") }
         if snapLength < 64 || snapLength > 262_144 { throw ValidationError("-s must be between 64 and 262144") }
+        if let format, !["text", "json", "eve"].contains(format) { throw ValidationError("--format takes text, json or eve") }
+        if json, let format, format != "json" { throw ValidationError("--json and --format \(format) cannot be used together") }
+        if tlsReport == nil && (organization != nil || contact != nil) {
+            throw ValidationError("--organization and --contact go with --tls-report FILE")
+        }
+        if evidence != nil && read.contains("-") { throw ValidationError("--evidence cannot cut sessions out of standard input: give a file") }
         if !["auto", "always", "never"].contains(color) { throw ValidationError("--color takes auto, always or never") }
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
@@ -123,6 +154,13 @@ struct SMTPCapCommand: ParsableCommand {
         if let maxHeldBytes, maxHeldBytes < 0 { throw ValidationError("--max-held-bytes must not be negative") }
         _ = try Self.parsePorts(ports, option: "--ports")
         _ = try Self.parsePorts(implicitTlsPorts, option: "--implicit-tls-ports")
+    }
+
+    /// The host's name, for a TLS report without `--organization`.
+    static var defaultOrganization: String {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "localhost" }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func parsePorts(_ text: String, option: String) throws -> [UInt16] {
@@ -154,11 +192,21 @@ struct SMTPCapCommand: ParsableCommand {
         o.sessionLimit = sessions
         o.durationSeconds = duration
         o.writeFile = write
-        o.format = json ? .json : .text
+        switch json ? "json" : format ?? "text" {
+        case "json": o.format = .json
+        case "eve": o.format = .eve
+        default: o.format = .text
+        }
+        o.recordAddresses = !noAddresses
+        if let tlsReport {
+            o.tlsReport = TLSReportSettings(path: tlsReport, organization: organization ?? Self.defaultOrganization,
+                                            contact: contact ?? "postmaster@\(Self.defaultOrganization)")
+        }
+        o.evidenceDirectory = evidence
         o.transcript = verbose
         o.quiet = quiet
         let tty = isatty(1) == 1
-        o.color = color == "always" || (color == "auto" && tty && !json)
+        o.color = color == "always" || (color == "auto" && tty && o.format == .text)
         o.progress = isatty(2) == 1
         o.memoryBudgetMiB = maxMemory
         o.idleTimeoutSeconds = idleTimeout
