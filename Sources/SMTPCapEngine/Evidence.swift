@@ -15,6 +15,9 @@ struct EvidenceSession: Sendable {
     var end: Timestamp
     var verdict: String
     var report: String
+    /// Where the connection was seen: the tunnels around it and the interface's name (pcapng).
+    var tunnel: TunnelStack
+    var interface: String?
 
     /// `session-3-stripped-S1a2b3c4d5e6f7a8b`: the run's id, the verdict, and the stable uid
     /// (ids start again in each file of a multi-file run; the uid does not repeat).
@@ -22,8 +25,17 @@ struct EvidenceSession: Sendable {
 
     /// Whether a packet at `time` between `a` and `b` belongs to this session: its endpoints
     /// (either direction) and its time span, with a grace for the last ACKs after the close.
-    func holds(_ a: Endpoint, _ b: Endpoint, at time: Timestamp) -> Bool {
-        ((a == client && b == server) || (a == server && b == client)) && inSpan(time)
+    func holds(_ a: Endpoint, _ b: Endpoint, tunnel packetTunnel: TunnelStack, at time: Timestamp) -> Bool {
+        ((a == client && b == server) || (a == server && b == client)) && packetTunnel == tunnel && inSpan(time)
+    }
+
+    /// The address pairs its IP fragments may carry: its own hosts', and each tunnel's
+    /// outer endpoints (a fragmented tunnel packet).
+    var hostPairs: [(IPAddress, IPAddress)] {
+        [(client.address, server.address)] + tunnel.layers.compactMap { l in
+            guard let s = l.outerSource, let d = l.outerDestination else { return nil }
+            return (s, d)
+        }
     }
 
     func inSpan(_ time: Timestamp) -> Bool {
@@ -82,7 +94,7 @@ struct EvidenceWriter {
         var byHosts: [HostKey: [Int]] = [:]
         for (i, s) in sessions.enumerated() {
             byPair[PairKey(s.client, s.server), default: []].append(i)
-            byHosts[HostKey(s.client.address, s.server.address), default: []].append(i)
+            for (a, b) in s.hostPairs { byHosts[HostKey(a, b), default: []].append(i) }
         }
         let outputs = sessions.map { _ in Output() }
         var decoders: [Int32: PacketDecoder] = [:]
@@ -97,6 +109,7 @@ struct EvidenceWriter {
                 switch source.next() {
                 case .packet(let packet):
                     let time = Timestamp(clamping: packet.seconds, nanoseconds: packet.nanoseconds)
+                    let interface = source.readsPcapng ? source.interfaceName(packet.interface) : nil
                     guard let link = LinkType(dlt: packet.linkType) else { continue }
                     if decoders[packet.linkType] == nil { decoders[packet.linkType] = PacketDecoder(linkType: link) }
                     tunnel.removeAll()
@@ -105,12 +118,15 @@ struct EvidenceWriter {
                     switch decoded {
                     case .tcp(let segment):
                         owners = (byPair[PairKey(segment.source, segment.destination)] ?? []).filter {
-                            sessions[$0].holds(segment.source, segment.destination, at: time)
+                            sessions[$0].holds(segment.source, segment.destination, tunnel: tunnel, at: time)
                         }
                     case .fragment(let fragment):
                         owners = (byHosts[HostKey(fragment.source, fragment.destination)] ?? []).filter { sessions[$0].inSpan(time) }
                     case .other, .malformed:
                         continue
+                    }
+                    if let interface {
+                        owners = owners.filter { sessions[$0].interface == nil || sessions[$0].interface == interface }
                     }
                     for i in owners { add(packet, to: outputs[i], session: sessions[i]) }
                 case .timeout:

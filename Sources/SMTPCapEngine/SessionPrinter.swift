@@ -115,7 +115,8 @@ struct SessionPrinter {
         evidence.append(EvidenceSession(
             id: record.id, uid: FlowIdentity(record).uid, client: record.client, server: record.server,
             start: record.start, end: record.end, verdict: record.verdict.rawValue,
-            report: withExtendedLifetime(sink) { String(decoding: sink.bytes, as: UTF8.self) }))
+            report: withExtendedLifetime(sink) { String(decoding: sink.bytes, as: UTF8.self) },
+            tunnel: TunnelStack(record.tunnel), interface: record.interface))
     }
 
     func writeSummary(_ capture: CaptureFacts) {

@@ -27,9 +27,10 @@ func info(serverPort: UInt16 = 25, handshake: Bool = true) -> ConnectionInfo {
 
 /// Feeds a dialogue to a fresh machine, each step split as asked, and returns the record.
 func run(_ steps: [Step], split: Split = .whole, serverPort: UInt16 = 25, handshake: Bool = true,
-         transcript: Bool = false, gaps: [Int: (Direction, UInt64)] = [:]) -> SessionRecord {
+         transcript: Bool = false, addresses: Bool = true, gaps: [Int: (Direction, UInt64)] = [:]) -> SessionRecord {
     var options = SessionOptions()
     options.transcript = transcript
+    options.recordAddresses = addresses
     var machine = SMTPSession(info: info(serverPort: serverPort, handshake: handshake), options: options)
     var rng = split.generator()
     var client = DirectionStats(), server = DirectionStats()
