@@ -150,6 +150,33 @@ struct LiveCaptureTests {
         #expect(text.contains("\\u001b[31mRED"))
     }
 
+    /// Evidence and the TLS report from a live capture: smtpcap switches to nobody after
+    /// opening the interface, so it writes them as nobody (the directory it made is theirs);
+    /// its spool of packets is gone afterwards.
+    @Test(.enabled(if: canCapture, "needs root and python3"), .timeLimit(.minutes(2)))
+    func liveEvidenceAndTLSReport() throws {
+        let outputs = FileManager.default.temporaryDirectory.appendingPathComponent("smtpcap-live-ev-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: outputs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: outputs) }
+        let evidence = outputs.appendingPathComponent("evidence"), report = outputs.appendingPathComponent("tlsrpt.json")
+        let scene = try Scene(smtpcapArguments: ["--sessions", "1", "--duration", "60", "--json", "--evidence", evidence.path,
+                                                 "--tls-report", report.path])
+        let sent = try scene.runClient(Self.client)
+        #expect(sent.status == 0, "client: \(sent.stderr)")
+        let (stopped, result) = scene.finish(within: 30)
+        #expect(stopped)
+        let session = try #require(result.sessions.first, "\(result.stdout)")
+        let uid = try #require(session["uid"] as? String)
+        let files = try FileManager.default.contentsOfDirectory(atPath: evidence.path).sorted()
+        #expect(files == ["session-1-plaintext-\(uid).pcap", "session-1-plaintext-\(uid).txt"], "spool removed, evidence kept")
+        let again = try E2E.run(["-r", evidence.appendingPathComponent(files[0]).path, "--json", "--ports", String(scene.port)])
+        #expect(again.sessions.count == 1)
+        #expect(again.sessions.first?["uid"] as? String == uid)
+        #expect((again.sessions.first?["findings"] as? [[String: Any]])?.count == (session["findings"] as? [[String: Any]])?.count)
+        let text = try String(contentsOf: report, encoding: .utf8)
+        #expect(text.contains(#""total-failure-session-count":1"#) && text.contains(#""policy-domain":"example.test""#), "\(text)")
+    }
+
     /// A client that opens a session and goes quiet: the session ends by the idle timeout on
     /// the wall clock, while no packet arrives, and is printed then.
     @Test(.enabled(if: canCapture, "needs root and python3"), .timeLimit(.minutes(1)))
