@@ -77,8 +77,7 @@ let package = Package(
         // Layer 7: text, JSON lines and transcript output. The only layer that formats.
         .target(
             name: "Reporting",
-            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Comparison",
-                           .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SMTPCapCore", "TCPReassembly", "TLSHandshake", "SMTPMachine", "Findings", "Comparison"],
             swiftSettings: hotPath),
         // Wiring: capture -> decode -> reassembly -> SMTP machine -> findings -> report.
         .target(

@@ -48,6 +48,13 @@ public struct JSONObject {
         case .none: out.append("null")
         }
     }
+    /// A string smtpcap made itself, known to need no escaping (ids, codes).
+    public mutating func plain(_ k: StaticString, _ v: String) {
+        key(k)
+        out.append(0x22)
+        out.append(utf8: v)
+        out.append(0x22)
+    }
     /// JSON text made by smtpcap itself.
     public mutating func raw(_ k: StaticString, _ json: StaticString) {
         key(k)
@@ -205,8 +212,16 @@ public enum JSONLinesReport {
         o.string("type", "session")
         o.int("id", r.id)
         let identity = FlowIdentity(r)
-        o.string("uid", identity.uid)
-        o.string("community_id", identity.communityID)
+        o.custom("uid") { s in
+            s.append(0x22)
+            identity.appendUID(into: s)
+            s.append(0x22)
+        }
+        o.custom("community_id") { s in
+            s.append(0x22)
+            identity.appendCommunityID(into: s)
+            s.append(0x22)
+        }
         if let file { o.string("file", file) }
         o.endpoint("client", r.client)
         o.endpoint("server", r.server)

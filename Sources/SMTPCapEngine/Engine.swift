@@ -297,6 +297,7 @@ public final class Engine {
         s.transcript = options.transcript
         s.implicitTLSPorts = options.implicitTLSPorts
         s.recordAddresses = options.recordAddresses
+        s.recordRecipientDomains = options.tlsReport != nil
         return s
     }
 }

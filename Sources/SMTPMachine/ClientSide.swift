@@ -101,7 +101,8 @@ extension SMTPSession {
             transcript(.clientToServer, meta, Self.envelopeLine(command, addresses: keep))
             let address = Envelope.address(in: command.argument)
             envelope.rcpt(address, keepAddress: keep)
-            if let address, record.recipientDomains.count < Envelope.maxDomains, let domain = Envelope.domain(of: address),
+            if options.recordRecipientDomains, let address, record.recipientDomains.count < Envelope.maxDomains,
+               let domain = Envelope.domain(of: address),
                !record.recipientDomains.contains(domain) {
                 record.recipientDomains.append(domain)
             }

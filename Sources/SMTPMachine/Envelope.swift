@@ -65,6 +65,6 @@ struct Envelope {
         var domain = address[(at + 1)...]
         if domain.last == 0x2e { domain = domain.dropLast() }  // a trailing dot
         guard !domain.isEmpty, domain.count <= 253 else { return nil }
-        return wireText(domain, limit: 253).lowercased()
+        return wireText(domain.map { $0 >= 0x41 && $0 <= 0x5a ? $0 | 0x20 : $0 }, limit: 253)
     }
 }

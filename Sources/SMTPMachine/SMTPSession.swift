@@ -13,6 +13,8 @@ public struct SessionOptions: Sendable {
     /// Keep envelope addresses (MAIL FROM, RCPT TO) per message, and show them in the
     /// transcript; false (`--no-addresses`) keeps only the recipients' domains.
     public var recordAddresses = true
+    /// Keep the recipients' domains per session (the TLS report's policy domains).
+    public var recordRecipientDomains = false
 
     public init() {}
 }

@@ -138,8 +138,9 @@ public struct SessionRecord: Sendable {
     public var serverName: String?
     public var greeting: String?  // "EHLO", "HELO" or nil
     public var heloName: String?
-    /// The domains of the RCPT TO addresses, in order, lower-cased, at most 32 (kept also
-    /// with `--no-addresses`: the TLS report's policy domains).
+    /// The domains of the RCPT TO addresses, in order, lower-cased (ASCII), at most 32: kept
+    /// for the TLS report's policy domains (`recordRecipientDomains`), also with
+    /// `--no-addresses`.
     public var recipientDomains: [String] = []
     public var ehlo: [EHLOReply] = []
     public var starttls = STARTTLSFacts()

@@ -31,6 +31,7 @@ func run(_ steps: [Step], split: Split = .whole, serverPort: UInt16 = 25, handsh
     var options = SessionOptions()
     options.transcript = transcript
     options.recordAddresses = addresses
+    options.recordRecipientDomains = true
     var machine = SMTPSession(info: info(serverPort: serverPort, handshake: handshake), options: options)
     var rng = split.generator()
     var client = DirectionStats(), server = DirectionStats()
