@@ -35,7 +35,7 @@ struct SMTPCapCommand: ParsableCommand {
         version: smtpcapVersion,
         subcommands: [ProbeCommand.self, CompareCommand.self])
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Read packets from a pcap or pcapng file ('-' for standard input). Repeatable.", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("Read packets from a pcap or pcapng file, plain or gzip-compressed ('-' for standard input). Repeatable.", valueName: "file"))
     var read: [String] = []
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Capture live on this interface ('any' for all).", valueName: "iface"))

@@ -69,6 +69,26 @@ struct EcosystemTests {
         #expect(check.status == 0, "\(check.stderr)")
     }
 
+    /// The checked-in man page and completions (`make man`) know every option the binary has.
+    @Test func manPageAndCompletionsAreCurrent() throws {
+        let man = try String(contentsOf: E2E.repoRoot.appendingPathComponent("doc/smtpcap.1"), encoding: .utf8)
+        let bash = try String(contentsOf: E2E.repoRoot.appendingPathComponent("doc/completions/smtpcap.bash"), encoding: .utf8)
+        for command in [[], ["probe"], ["compare"]] {
+            let help = try E2E.run(command + ["--help"]).stdout
+            let options = Set(help.split(whereSeparator: { " ,\n[]()=".contains($0) })
+                .filter { $0.hasPrefix("--") && $0.count > 2 && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } }
+                .map(String.init))
+            #expect(options.count > 5, "\(command): \(options)")
+            for option in options {
+                #expect(man.contains("Fl -\(option.dropFirst(2))"), "doc/smtpcap.1 lacks \(command) \(option): run make man")
+                #expect(bash.contains(option), "doc/completions/smtpcap.bash lacks \(command) \(option): run make man")
+            }
+        }
+        for section in ["DESCRIPTION", "FINDINGS", "EXIT STATUS", "EXAMPLES", "FILES"] {
+            #expect(man.contains(".Sh \(section)"), "\(section)")
+        }
+    }
+
     @Test func badOptionCombinationsAreOneLineErrors() throws {
         let capture = E2E.captures.appendingPathComponent("default.pcap").path
         for args in [["--format", "xml"], ["--json", "--format", "eve"], ["--organization", "X"],

@@ -81,7 +81,7 @@ function __smtpcap_custom_completion
 end
 
 complete -c 'smtpcap' -f
-complete -c 'smtpcap' -n '__smtpcap_should_offer_completions_for_flags_or_options "smtpcap"' -l 'read' -s 'r' -d 'Read packets from a pcap or pcapng file (\'-\' for standard input). Repeatable.' -rfka ''
+complete -c 'smtpcap' -n '__smtpcap_should_offer_completions_for_flags_or_options "smtpcap"' -l 'read' -s 'r' -d 'Read packets from a pcap or pcapng file, plain or gzip-compressed (\'-\' for standard input). Repeatable.' -rfka ''
 complete -c 'smtpcap' -n '__smtpcap_should_offer_completions_for_flags_or_options "smtpcap" i interface' -l 'interface' -s 'i' -d 'Capture live on this interface (\'any\' for all).' -rfka ''
 complete -c 'smtpcap' -n '__smtpcap_should_offer_completions_for_flags_or_options "smtpcap" D list-interfaces' -s 'D' -l 'list-interfaces' -d 'List the interfaces that can be captured on.'
 complete -c 'smtpcap' -n '__smtpcap_should_offer_completions_for_flags_or_options "smtpcap" s snaplen' -s 's' -l 'snaplen' -d 'Bytes to capture per packet.' -rfka ''
