@@ -8,7 +8,7 @@ CAPTURE ?= captures/default.pcap
 # rest for tests (live capture, tshark as an oracle, probe's namespaces: dnsmasq, nftables,
 # openssl, dig).
 BUILD_DEBS := libpcap-dev libssl-dev zlib1g-dev pkg-config
-TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-aiosmtpd iproute2 dnsmasq-base nftables openssl ethtool util-linux bind9-dnsutils
+TEST_DEBS  := $(BUILD_DEBS) tcpdump tshark python3 python3-pip python3-aiosmtpd iproute2 dnsmasq-base nftables openssl ethtool util-linux bind9-dnsutils
 # `make deb`: dpkg-shlibdeps (dpkg-dev), strip (binutils), the package's checker.
 DEB_DEBS   := dpkg-dev binutils lintian
 
@@ -31,8 +31,11 @@ endef
 deps:
 	$(call ensure_debs,$(BUILD_DEBS))
 
+# The test oracles from PyPI (Suricata's EVE schema checker, parsedmarc's TLS-RPT parser, the
+# Community ID reference): installed into the python3 the tests run, when missing.
 test-deps:
 	$(call ensure_debs,$(TEST_DEBS))
+	Tests/Scripts/pip-deps.sh
 
 build: deps
 	$(SWIFT) build -c release --product smtpcap
