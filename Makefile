@@ -165,7 +165,7 @@ clean:
 FUZZ_SCRATCH := .build-fuzz
 FUZZ_BIN     := $(FUZZ_SCRATCH)/debug/smtpcap-fuzz
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := decode ipframes reassembly smtp tls pcap pcapng dns
+FUZZ_TARGETS := decode ipframes reassembly smtp tls pcap pcapng gzip dns
 
 fuzz-build: deps
 	$(SWIFT) build --product smtpcap-fuzz --scratch-path $(FUZZ_SCRATCH) \

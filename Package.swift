@@ -93,7 +93,7 @@ let package = Package(
         // files; built with -sanitize=fuzzer -DFUZZING, libFuzzer drives it.
         .executableTarget(
             name: "smtpcap-fuzz",
-            dependencies: ["SMTPCapCore", "SMTPCapEngine", "PcapSource", "PacketDecoding", "TCPReassembly", "TLSHandshake",
+            dependencies: ["SMTPCapCore", "SMTPCapEngine", "PcapSource", "CGzipFile", "PacketDecoding", "TCPReassembly", "TLSHandshake",
                            "SMTPMachine", "Findings", "Reporting", "Probe"],
             swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
         // Shared by the test targets: seeded generator, split feeding, capture runners.

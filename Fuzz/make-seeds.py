@@ -2,7 +2,7 @@
 """Seed corpora for the fuzz harnesses, cut from the real captures in captures/.
 
 Usage: make-seeds.py CAPTURES_DIR OUT_DIR
-Writes OUT_DIR/{pcap,pcapng,decode,ipframes,reassembly,smtp,tls,dns}/ seed files.
+Writes OUT_DIR/{pcap,pcapng,gzip,decode,ipframes,reassembly,smtp,tls,dns}/ seed files.
 """
 import os, struct, sys
 
@@ -121,7 +121,7 @@ def dns_seeds(out):
 
 def main():
     src_dir, out = sys.argv[1], sys.argv[2]
-    for sub in ('pcap', 'pcapng', 'decode', 'ipframes', 'reassembly', 'smtp', 'tls', 'dns'):
+    for sub in ('pcap', 'pcapng', 'gzip', 'decode', 'ipframes', 'reassembly', 'smtp', 'tls', 'dns'):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     dns_seeds(out)
     captures = []
@@ -179,6 +179,22 @@ def main():
             if kind == 'tls':
                 open(os.path.join(out, 'smtp', '%s-%d' % (base, i)), 'wb').write(bytes(c['buf'][:16384]))
     pcapng_seeds(src_dir, out, captures)
+    gzip_seeds(out)
+
+
+def gzip_seeds(out):
+    """gzip seeds: the pcap and pcapng seeds as they are (the harness compresses them), and a
+    few compressed outright (the harness reads those as the .gz file itself), whole and cut."""
+    import gzip
+    for kind in ('pcap', 'pcapng'):
+        names = sorted(os.listdir(os.path.join(out, kind)))
+        for name in names[:24]:
+            data = open(os.path.join(out, kind, name), 'rb').read()
+            open(os.path.join(out, 'gzip', kind + '-' + name), 'wb').write(data)
+        for name in names[:4]:
+            packed = gzip.compress(open(os.path.join(out, kind, name), 'rb').read(), mtime=0)
+            open(os.path.join(out, 'gzip', 'gz-' + kind + '-' + name), 'wb').write(packed)
+            open(os.path.join(out, 'gzip', 'gzcut-' + kind + '-' + name), 'wb').write(packed[:len(packed) // 2])
 
 if __name__ == '__main__':
     main()

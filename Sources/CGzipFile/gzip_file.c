@@ -72,7 +72,7 @@ int smtpcap_gzip_inflate(int fd, const char *directory) {
         errno = ENOMEM;
         return -1;
     }
-    static char buffer[1 << 16];
+    char buffer[1 << 16];
     int n;
     while ((n = gzread(gz, buffer, sizeof buffer)) > 0) {
         for (int done = 0; done < n;) {
@@ -93,4 +93,26 @@ int smtpcap_gzip_inflate(int fd, const char *directory) {
     lseek(fd, 0, SEEK_SET);
     lseek(out, 0, SEEK_SET);
     return out;
+}
+
+int smtpcap_gzip_compress_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb");
+    if (in == NULL) return -1;
+    gzFile out = gzopen(to, "wb6");
+    if (out == NULL) {
+        fclose(in);
+        return -1;
+    }
+    char buffer[1 << 14];
+    size_t n;
+    int status = 0;
+    while ((n = fread(buffer, 1, sizeof buffer, in)) > 0) {
+        if (gzwrite(out, buffer, (unsigned)n) != (int)n) {
+            status = -1;
+            break;
+        }
+    }
+    fclose(in);
+    if (gzclose(out) != Z_OK) status = -1;
+    return status;
 }

@@ -42,7 +42,8 @@ public struct EVEReport {
                 if let helo = r.heloName { s.string("helo", helo) }
                 if addresses, let message {
                     if let from = message.mailFrom { s.string("mail_from", "<" + from + ">") }
-                    if !message.rcptTo.isEmpty { s.strings("rcpt_to", message.rcptTo.map { "<" + $0 + ">" }) }
+                    let recipients = message.rcptTo
+                    if !recipients.isEmpty { s.strings("rcpt_to", recipients.map { "<" + $0 + ">" }) }
                 }
             }
             out.append(0x7d, 0x0a)

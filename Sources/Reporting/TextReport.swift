@@ -244,14 +244,15 @@ public struct TextReport {
             }
             w.add(", plaintext ")
             w.frame(m.frame)
-            if let from = m.mailFrom {
+            let from = m.mailFrom, recipients = m.rcptTo
+            if let from {
                 w.add(", from <")
                 w.wire(from)
                 w.add(">")
             }
-            if !m.rcptTo.isEmpty {
+            if !recipients.isEmpty {
                 w.add(" to ")
-                for (i, to) in m.rcptTo.enumerated() {
+                for (i, to) in recipients.enumerated() {
                     if i > 0 { w.add(", ") }
                     w.add("<")
                     w.wire(to)

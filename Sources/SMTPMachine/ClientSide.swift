@@ -220,8 +220,7 @@ extension SMTPSession {
         // DATA inside a BDAT transaction that never sent LAST: still one mail transaction.
         if openMessage != nil { return }
         var message = MessageFacts(method: method, frame: frame, bytes: 0, recipients: recipients, reply: nil)
-        message.mailFrom = envelope.from
-        message.rcptTo = envelope.to
+        message.envelope = envelope.current
         message.rcptNotListed = envelope.toNotListed
         if record.messages.count < options.maxMessagesListed {
             record.messages.append(message)

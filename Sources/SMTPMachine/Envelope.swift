@@ -1,5 +1,42 @@
 import SMTPCapCore
 
+/// A transaction's envelope addresses packed in one buffer (one allocation per message, not
+/// one per address): each address is a two-byte big-endian length and its bytes, MAIL FROM's
+/// first when `hasFrom`. Read back as strings when a report is written.
+public struct EnvelopeAddresses: Sendable, Hashable {
+    var packed: [UInt8] = []
+    var hasFrom = false
+    var count = 0
+
+    public init() {}
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ address: ArraySlice<UInt8>) {
+        let n = min(address.count, Envelope.maxAddressLength)
+        packed.append(UInt8(n >> 8))
+        packed.append(UInt8(n & 0xff))
+        packed.append(contentsOf: address.prefix(n))
+        count += 1
+    }
+
+    /// The addresses in order, as text (invalid UTF-8 repaired; reporters escape the rest).
+    var all: [String] {
+        var out: [String] = []
+        out.reserveCapacity(count)
+        var i = 0
+        while i + 2 <= packed.count {
+            let n = Int(packed[i]) << 8 | Int(packed[i + 1])
+            out.append(wireText(packed[(i + 2)..<min(packed.count, i + 2 + n)], limit: Envelope.maxAddressLength))
+            i += 2 + n
+        }
+        return out
+    }
+
+    public var mailFrom: String? { hasFrom ? all.first : nil }
+    public var rcptTo: [String] { hasFrom ? Array(all.dropFirst()) : all }
+}
+
 /// The envelope of the mail transaction in progress, as the client sent it (as Zeek's
 /// smtp.log records it: MAIL FROM and RCPT TO at the command, accepted or not). Handed to the
 /// message when its content starts. Bounded: at most `maxRecipients` addresses per message
@@ -8,39 +45,42 @@ struct Envelope {
     static let maxRecipients = 100
     static let maxBytes = 16 * 1024
     static let maxDomains = 32
+    static let maxAddressLength = 256
 
-    var from: String?
-    var to: [String] = []
+    var current = EnvelopeAddresses()
     var toNotListed = 0
-    /// Address text kept by this session (all transactions).
+    /// Address bytes kept by this session (all transactions).
     var keptBytes = 0
 
     /// MAIL starts a new transaction.
     mutating func mail(_ argument: ArraySlice<UInt8>, keepAddress: Bool) {
-        to.removeAll(keepingCapacity: true)
+        current = EnvelopeAddresses()
         toNotListed = 0
-        from = nil
-        guard keepAddress, let address = Self.address(in: argument) else { return }
-        from = keep(address)
+        guard keepAddress, let address = Self.address(in: argument), keep(address.count) else { return }
+        current.append(address)
+        current.hasFrom = true
     }
 
     mutating func rcpt(_ address: ArraySlice<UInt8>?, keepAddress: Bool) {
         guard keepAddress, let address else { return }
-        if to.count >= Self.maxRecipients { toNotListed += 1; return }
-        if let kept = keep(address) { to.append(kept) } else { toNotListed += 1 }
+        let listed = current.count - (current.hasFrom ? 1 : 0)
+        guard listed < Self.maxRecipients, keep(address.count) else {
+            toNotListed += 1
+            return
+        }
+        current.append(address)
     }
 
     mutating func reset() {
-        from = nil
-        to.removeAll(keepingCapacity: true)
+        current = EnvelopeAddresses()
         toNotListed = 0
     }
 
-    private mutating func keep(_ address: ArraySlice<UInt8>) -> String? {
-        let length = min(address.count, 256)
-        guard keptBytes + length <= Self.maxBytes else { return nil }
-        keptBytes += length
-        return wireText(address, limit: 256)
+    private mutating func keep(_ length: Int) -> Bool {
+        let n = min(length, Self.maxAddressLength) + 2
+        guard keptBytes + n <= Self.maxBytes else { return false }
+        keptBytes += n
+        return true
     }
 
     /// The path of a MAIL or RCPT argument (`FROM:<a@b> SIZE=10` gives `a@b`; `<>` gives an

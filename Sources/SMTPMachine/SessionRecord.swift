@@ -95,11 +95,12 @@ public struct MessageFacts: Sendable, Hashable {
     /// The content was cut by the end of the capture or by a gap.
     public var truncated = false
     public var chunks = 0
-    /// The envelope as the client sent it (nil and empty with `--no-addresses`); the
-    /// recipients are capped, those past the cap counted.
-    public var mailFrom: String?
-    public var rcptTo: [String] = []
+    /// The envelope as the client sent it (empty with `--no-addresses`); the recipients are
+    /// capped, those past the cap counted.
+    public var envelope = EnvelopeAddresses()
     public var rcptNotListed = 0
+    public var mailFrom: String? { envelope.mailFrom }
+    public var rcptTo: [String] { envelope.rcptTo }
 }
 
 public struct TranscriptLine: Sendable, Hashable {

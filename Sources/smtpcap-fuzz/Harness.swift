@@ -1,3 +1,4 @@
+import CGzipFile
 import Findings
 import PacketDecoding
 import Probe
@@ -12,7 +13,7 @@ import Glibc
 #endif
 
 /// One fuzz harness per parser layer. Which one runs is chosen by SMTPCAP_FUZZ_TARGET
-/// (decode, ipframes, reassembly, smtp, tls, pcap, pcapng, dns); every input must end without a
+/// (decode, ipframes, reassembly, smtp, tls, pcap, pcapng, gzip, dns); every input must end without a
 /// trap.
 enum Harness: String, CaseIterable {
     case decode
@@ -22,6 +23,7 @@ enum Harness: String, CaseIterable {
     case tls
     case pcap
     case pcapng
+    case gzip
     case dns
 
     static let selected: Harness = {
@@ -40,6 +42,7 @@ enum Harness: String, CaseIterable {
         case .tls: Self.tls(data)
         case .pcap: Self.pcap(data)
         case .pcapng: Self.pcapng(data)
+        case .gzip: Self.gzip(data)
         case .dns: Self.dns(data)
         }
     }
@@ -221,6 +224,34 @@ enum Harness: String, CaseIterable {
         defer { unlink(path) }
         compareReaders(path)
         analyze(path)
+    }
+
+    /// `-r FILE.gz`: the input compressed with zlib must read exactly as the plain file does
+    /// (a pcap file as libpcap's stream, a pcapng file as smtpcap's reader reads it, from the
+    /// decompressed copy); an input that starts with gzip's magic is taken as the compressed
+    /// file itself, and must end cleanly however damaged.
+    static func gzip(_ data: UnsafeRawBufferPointer) {
+        let plain = "/tmp/smtpcap-fuzz-\(getpid()).pcap", packed = plain + ".gz"
+        let raw = data.starts(with: [0x1f, 0x8b])
+        guard let f = fopen(raw ? packed : plain, "wb") else { return }
+        if let base = data.baseAddress { fwrite(base, 1, data.count, f) }
+        fclose(f)
+        defer {
+            unlink(plain)
+            unlink(packed)
+        }
+        if !raw {
+            guard smtpcap_gzip_compress_file(plain, packed) == 0 else { return }
+            let pcapng = data.starts(with: [0x0a, 0x0d, 0x0d, 0x0a])
+            let expected = pcapng ? readAll(plain, .automatic).items : readAll(plain, .libpcap, pure: true).items
+            let got = readAll(packed, .automatic).items
+            if got != expected {
+                let i = zip(got, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, expected.count)
+                let show = { (items: [String]) in i < items.count ? String(items[i].prefix(300)) : "nothing" }
+                fatalError("the gzip path and the plain file disagree at item \(i + 1): \(show(got)) against \(show(expected))")
+            }
+        }
+        analyze(packed)
     }
 
     /// The file readers must agree on every input libpcap reads: same packets, same end.

@@ -18,4 +18,8 @@ int smtpcap_gzip_holds_pcapng(int fd);
 /// that file's descriptor at offset 0 (-1 on failure, errno set). `fd` is left open.
 int smtpcap_gzip_inflate(int fd, const char *directory);
 
+/// Writes the file `from` gzip-compressed to `to` (the fuzz harness's differential check of
+/// the gzip path). 0 on success, -1 on failure.
+int smtpcap_gzip_compress_file(const char *from, const char *to);
+
 #endif
