@@ -30,13 +30,18 @@ static int gz_close(void *cookie) {
 FILE *smtpcap_gzip_fopen(int fd) {
     gzFile gz = gzdopen(fd, "rb");
     if (gz == NULL) {
-        if (errno == 0) errno = ENOMEM;
+        close(fd);
+        errno = ENOMEM;
         return NULL;
     }
     gzbuffer(gz, 1 << 18);
     cookie_io_functions_t io = {.read = gz_read, .write = NULL, .seek = NULL, .close = gz_close};
     FILE *file = fopencookie(gz, "rb", io);
-    if (file == NULL) gzclose(gz);
+    if (file == NULL) {
+        int saved = errno;
+        gzclose(gz); /* closes fd */
+        errno = saved;
+    }
     return file;
 }
 

@@ -203,13 +203,7 @@ public final class PcapSource {
         }
         if smtpcap_is_gzip(fd) != 0 {
             size = nil
-            guard let file = smtpcap_gzip_fopen(fd) else {
-                let saved = errno
-                Glibc.close(fd)
-                errno = saved
-                return nil
-            }
-            return file
+            return smtpcap_gzip_fopen(fd)  // takes the descriptor, also on failure
         }
         guard let file = fdopen(fd, "rb") else {
             Glibc.close(fd)
@@ -313,6 +307,19 @@ public final class PcapSource {
     public func openDump(_ path: String) throws(PcapError) {
         guard let d = pcap_dump_open(handle, path) else {
             throw PcapError(.unreadable, "cannot write \(path): \(String(cString: pcap_geterr(handle)))")
+        }
+        dumper = d
+    }
+
+    /// The same into a file the caller opened (the live evidence spool); takes `fd`.
+    public func openDump(fd: Int32, name: String) throws(PcapError) {
+        guard let file = fdopen(fd, "wb") else {
+            Glibc.close(fd)
+            throw PcapError(.unreadable, "cannot write \(name): \(String(cString: strerror(errno)))")
+        }
+        guard let d = pcap_dump_fopen(handle, file) else {
+            fclose(file)
+            throw PcapError(.unreadable, "cannot write \(name): \(String(cString: pcap_geterr(handle)))")
         }
         dumper = d
     }
@@ -470,8 +477,13 @@ public final class PcapWriter {
             Glibc.close(fd)
             return nil
         }
-        guard let file = fdopen(fd, "wb"), let dumper = pcap_dump_fopen(dead, file) else {
+        guard let file = fdopen(fd, "wb") else {
             Glibc.close(fd)
+            pcap_close(dead)
+            return nil
+        }
+        guard let dumper = pcap_dump_fopen(dead, file) else {
+            fclose(file)
             pcap_close(dead)
             return nil
         }
@@ -491,7 +503,8 @@ public final class PcapWriter {
 
     /// Flushes and closes; false when the data could not all be written.
     public func close() -> Bool {
-        let flushed = pcap_dump_flush(dumper) == 0
+        var flushed = pcap_dump_flush(dumper) == 0
+        if let file = pcap_dump_file(dumper), ferror(file) != 0 { flushed = false }
         pcap_dump_close(dumper)
         pcap_close(dead)
         return flushed

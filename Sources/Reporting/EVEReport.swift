@@ -19,21 +19,53 @@ public struct EVEReport {
         var server: Endpoint
         var start: Timestamp
         var interface: String?
+        var serverName: String?
         var uid: String { identity.uid }
+
+        init(_ r: SessionRecord) {
+            identity = FlowIdentity(r)
+            client = r.client
+            server = r.server
+            start = r.start
+            interface = r.interface
+            serverName = r.serverName
+        }
     }
 
     let addresses: Bool
-    var flows: [UInt64: Flow] = [:]
-    static let maxFlowsKept = 50_000
+    /// Every session's flow by its id (ids start again in each file of a multi-file run: a
+    /// list), for the cross-session alerts; bounded.
+    var flows: [UInt64: [Flow]] = [:]
+    var flowsKept = 0
+    static let maxFlowsKept = 100_000
+    /// The capture's span as its sessions show it, for the stats event.
+    var first: Timestamp?
+    var last = Timestamp.zero
+    /// Cross-session alerts whose session was past the bound (written without a flow).
+    public private(set) var alertsWithoutFlow = 0
 
     public init(addresses: Bool) {
         self.addresses = addresses
     }
 
+    /// Every session, printed or not (`-q`): its flow and times.
+    public mutating func note(_ r: SessionRecord) {
+        if first == nil || r.start < first! { first = r.start }
+        if last < r.end { last = r.end }
+        guard flowsKept < Self.maxFlowsKept else { return }
+        flows[r.id, default: []].append(Flow(r))
+        flowsKept += 1
+    }
+
+    /// The flow of session `id` to `server` (the name a cross-session finding gives).
+    func flow(_ id: UInt64, server: String) -> Flow? {
+        guard let candidates = flows[id] else { return nil }
+        return candidates.first { f in f.serverName.map { server.hasPrefix($0) } ?? false } ?? candidates.first
+    }
+
     /// The session's lines, each ending in a newline.
     public mutating func writeSession(_ r: SessionRecord, into out: ByteSink) {
-        let flow = Flow(identity: FlowIdentity(r), client: r.client, server: r.server, start: r.start, interface: r.interface)
-        if flows.count < Self.maxFlowsKept { flows[r.id] = flow }
+        let flow = Flow(r)
         let messages = r.messages.isEmpty ? [nil] : r.messages.map(Optional.some)
         for (tx, message) in messages.enumerated() {
             var o = Self.header(flow, "smtp", time: r.start, into: out)
@@ -59,24 +91,16 @@ public struct EVEReport {
     }
 
     /// Alerts for what the summary found across sessions, then the stats event.
-    public func writeEnd(_ s: CaptureSummary, capture: CaptureFacts, into out: ByteSink) {
-        var first: Timestamp?, last = Timestamp.zero
-        for f in flows.values {
-            if last < f.start { last = f.start }
-            if first == nil || f.start < first! { first = f.start }
-        }
+    public mutating func writeEnd(_ s: CaptureSummary, capture: CaptureFacts, into out: ByteSink) {
         for i in s.inconsistencies {
-            guard let id = i.missingIn.first, let flow = flows[id] else { continue }
             let message = "\(i.server): STARTTLS offered in sessions \(i.offeredIn.map(String.init).joined(separator: ",")) but missing in \(i.missingIn.map(String.init).joined(separator: ","))"
-            writeAlert(flow, code: .starttlsInconsistent, message: message, verdict: nil, frame: nil, into: out)
+            crossSessionAlert(i.missingIn.first.flatMap { flow($0, server: i.server) }, .starttlsInconsistent, message, into: out)
         }
         for p in s.pathInconsistencies {
-            guard let flow = flows[p.without.session] else { continue }
-            writeAlert(flow, code: .pathInconsistent, message: "\(p.server): \(p.message)", verdict: nil, frame: nil, into: out)
+            crossSessionAlert(flow(p.without.session, server: p.server), .pathInconsistent, "\(p.server): \(p.message)", into: out)
         }
         for c in s.certificateInconsistencies {
-            guard let flow = flows[c.second.session] else { continue }
-            writeAlert(flow, code: .certificateInconsistent, message: c.message, verdict: nil, frame: nil, into: out)
+            crossSessionAlert(flow(c.second.session, server: c.server), .certificateInconsistent, c.message, into: out)
         }
         var o = JSONObject(into: out)
         o.custom("timestamp") { Self.appendTime(last, into: $0) }
@@ -86,6 +110,33 @@ public struct EVEReport {
             st.object("decoder") { $0.int("pkts", capture.packets) }
             st.object("tcp") { $0.int("sessions", capture.reassembly.connections) }
             st.object("app_layer") { a in a.object("flow") { $0.int("smtp", s.sessions) } }
+        }
+        out.append(0x7d, 0x0a)
+    }
+
+    /// An alert for a finding across sessions, on the flow of a session it names; without
+    /// flow fields when that session was past the bound.
+    mutating func crossSessionAlert(_ flow: Flow?, _ code: FindingCode, _ message: String, into out: ByteSink) {
+        if let flow { return writeAlert(flow, code: code, message: message, verdict: nil, frame: nil, into: out) }
+        alertsWithoutFlow += 1
+        let rule = EVESignatures.rule(code)
+        var o = JSONObject(into: out)
+        o.custom("timestamp") { Self.appendTime(last, into: $0) }
+        o.string("event_type", "alert")
+        o.string("proto", "TCP")
+        o.string("app_proto", "smtp")
+        o.object("alert") { a in
+            a.string("action", "allowed")
+            a.int("gid", 1)
+            a.int("signature_id", rule.id)
+            a.int("rev", 1)
+            a.string("signature", "SMTPCAP " + rule.title)
+            a.string("category", rule.category)
+            a.int("severity", rule.severity)
+            a.object("metadata") { m in
+                m.strings("smtpcap_code", [code.rawValue])
+                m.strings("smtpcap_message", [message])
+            }
         }
         out.append(0x7d, 0x0a)
     }

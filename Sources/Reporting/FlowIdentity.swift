@@ -24,10 +24,13 @@ public struct FlowIdentity: Sendable {
     public var uid: String { text { appendUID(into: $0) } }
 
     public init(_ record: SessionRecord) {
-        self.init(client: record.client, server: record.server, start: record.start)
+        self.init(client: record.client, server: record.server, start: record.start, tunnel: record.tunnel)
     }
 
-    public init(client: Endpoint, server: Endpoint, start: Timestamp) {
+    /// The tunnels take part in the uid (two VNIs carrying the same inner connection are two
+    /// sessions); the capture interface does not (an evidence pcap does not keep its name:
+    /// the same connection seen on two interfaces has one uid, as it has one Community ID).
+    public init(client: Endpoint, server: Endpoint, start: Timestamp, tunnel: [TunnelLayer] = []) {
         digest = Self.communityDigest(client, server, seed: 0)
         // Not a cryptographic hash: a 64-bit mix of the fields (splitmix64's finalizer), enough
         // to tell sessions apart and cheap per session.
@@ -40,6 +43,15 @@ public struct FlowIdentity: Sendable {
         h = Self.mix(h ^ UInt64(server.port))
         h = Self.mix(h ^ UInt64(bitPattern: start.seconds))
         h = Self.mix(h ^ UInt64(UInt32(bitPattern: start.nanoseconds)))
+        for layer in tunnel {
+            // Order-free in the outer addresses, as a layer's identity is.
+            let (a, b) = (layer.outerSource ?? IPAddress(ipv4: 0), layer.outerDestination ?? IPAddress(ipv4: 0))
+            let (low, high) = a < b ? (a, b) : (b, a)
+            for b in layer.kind.name.utf8 { h = Self.mix(h ^ UInt64(b)) }
+            h = Self.mix(h ^ UInt64(layer.kind == .mpls || !layer.hasID ? 0 : layer.id))
+            h = Self.mix(h ^ low.high ^ low.low)
+            h = Self.mix(h ^ high.high ^ high.low)
+        }
         uidValue = h
     }
 

@@ -18,12 +18,13 @@ public struct TLSReportSettings: Sendable {
 ///
 /// - A session counts as successful when its verdict is `encrypted`, as failed when it is
 ///   `plaintext` or `stripped` (not encrypted). Inconclusive sessions are in neither count
-///   (the format has no place for them); the summary line says how many there were.
+///   (the format has no place for them); a warning says how many there were. Sessions to the
+///   submission ports (587, 465) are left out: the report is about delivery to MX hosts.
 /// - Its policy domains are the domains of its RCPT TO addresses (a session is counted once
 ///   in each). A session without them (an encrypted one hides its RCPT) counts under the
 ///   domains that plaintext sessions to the same server (its declared name or address) sent
 ///   to; failing that, under the probed target, else the server's declared name, else its
-///   address.
+///   address. Domains that are not host names (wire text can be anything) are not used.
 /// - The policy type is `no-policy-found`: a capture does not show MTA-STS or DANE policies.
 /// - A failure's `result-type` is `starttls-not-supported` when STARTTLS was missing, masked,
 ///   stripped or refused, else `validation-failure`; `failure-reason-code` is smtpcap's reason
@@ -77,17 +78,31 @@ public struct TLSReport: Sendable {
     /// end under the domains learned for that server.
     var pending: [String: Policy] = [:]
     var pendingOrder: [String] = []
+    /// The recipient domains seen per server (its name or address), at most `maxLearned`
+    /// each, in the order seen.
     var learned: [String: [String]] = [:]
+    var learnedSets: [String: Set<String>] = [:]
+    static let maxLearned = 64
     var first: Timestamp?
     var last: Timestamp?
     public private(set) var inconclusive = 0
+    /// Sessions to submission ports, left out.
+    public private(set) var submission = 0
     public private(set) var notReported = 0
     public private(set) var failedSessions = 0
     public private(set) var successfulSessions = 0
 
     public init() {}
 
+    /// Submission ports: a client handing mail to its own server, not a delivery to a
+    /// recipient domain's MX, which is what the report is about.
+    static let submissionPorts: Set<UInt16> = [587, 465]
+
     public mutating func add(_ r: SessionRecord) {
+        if Self.submissionPorts.contains(r.server.port) {
+            submission += 1
+            return
+        }
         if first == nil || r.start < first! { first = r.start }
         if last == nil || last! < r.end { last = r.end }
         let success: Bool
@@ -100,8 +115,8 @@ public struct TLSReport: Sendable {
         }
         if success { successfulSessions += 1 } else { failedSessions += 1 }
         let detail = success ? nil : Self.detail(r)
-        let servers = [r.serverName?.lowercased(), r.server.address.description].compactMap { $0 }
-        if r.recipientDomains.isEmpty && r.probe == nil {
+        let servers = [r.serverName?.lowercased()].compactMap { $0 }.filter(Self.isHostName) + [r.server.address.description]
+        if Self.domains(r).isEmpty {
             let key = servers[0]
             if pending[key] == nil {
                 guard pending.count < Self.maxDomains else { notReported += 1; return }
@@ -111,9 +126,9 @@ public struct TLSReport: Sendable {
             pending[key]!.add(success: success, detail: detail)
             return
         }
-        for server in servers where learned.count < Self.maxDomains {
-            for domain in r.recipientDomains where !(learned[server]?.contains(domain) ?? false) {
-                learned[server, default: []].append(domain)
+        for server in servers where learned.count < Self.maxDomains || learned[server] != nil {
+            for domain in Self.domains(r) where (learned[server]?.count ?? 0) < Self.maxLearned {
+                if learnedSets[server, default: []].insert(domain).inserted { learned[server, default: []].append(domain) }
             }
         }
         for domain in Self.domains(r) {
@@ -142,11 +157,19 @@ public struct TLSReport: Sendable {
         return (all, order)
     }
 
+    /// The session's policy domains: its recipients' domains that are host names (letters,
+    /// digits, hyphens and dots: an internationalized name is counted in its A-label form only
+    /// when the client sent it so), else the probed target.
     static func domains(_ r: SessionRecord) -> [String] {
-        if !r.recipientDomains.isEmpty { return r.recipientDomains }
-        if let target = r.probe?.target { return [target.lowercased()] }
-        if let name = r.serverName { return [name.lowercased()] }
-        return [r.server.address.description]
+        let valid = r.recipientDomains.filter(isHostName)
+        if !valid.isEmpty { return valid }
+        if let target = r.probe?.target, isHostName(target.lowercased()) { return [target.lowercased()] }
+        return []
+    }
+
+    static func isHostName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 253 && s.first != "." && s.first != "-"
+            && s.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
     }
 
     static func detail(_ r: SessionRecord) -> DetailKey {
@@ -182,7 +205,7 @@ public struct TLSReport: Sendable {
             d.string("end-datetime", Self.rfc3339(end))
         }
         o.string("contact-info", settings.contact)
-        o.string("report-id", "\(Self.rfc3339(start))_\(Self.rfc3339(end))_smtpcap")
+        o.string("report-id", "\(Self.rfc3339(start))_\(Self.rfc3339(end))_\(reportDigest)@smtpcap")
         let (policies, domainOrder) = placed()
         o.rawText("policies", JSONObject.array(domainOrder.map { domain in
             let p = policies[domain]!
@@ -209,6 +232,17 @@ public struct TLSReport: Sendable {
             return x.closed
         }))
         return o.closed + "\n"
+    }
+
+    /// Tells reports over different captures of the same time apart: a mix of the counts.
+    var reportDigest: String {
+        var h: UInt64 = 0
+        for d in domainOrder.sorted() {
+            for b in d.utf8 { h = FlowIdentity.mix(h ^ UInt64(b)) }
+            h = FlowIdentity.mix(h ^ UInt64(policies[d]!.successes) << 32 ^ UInt64(policies[d]!.failures))
+        }
+        h = FlowIdentity.mix(h ^ UInt64(successfulSessions) << 32 ^ UInt64(failedSessions))
+        return String(h, radix: 16)
     }
 
     /// RFC 3339 in UTC to the second, as RFC 8460's examples write it.

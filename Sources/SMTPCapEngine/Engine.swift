@@ -13,6 +13,8 @@ public struct RunResult: Sendable {
     public var findings: Int
     public var packets: UInt64
     public var warnings: [String]
+    /// A requested output (`--tls-report`, `--evidence`) could not be written.
+    public var outputFailed = false
 }
 
 /// Wires capture -> decode -> reassembly -> SMTP machine -> findings -> report.
@@ -25,15 +27,23 @@ public final class Engine {
     var warnings: [String] = []
     /// `--tls-report`'s file, opened before the capture (and before privileges are dropped).
     var tlsReportFile: Int32 = -1
-    /// Live capture with `--evidence` and no `-w`: every packet goes here, for the evidence
-    /// to be cut from at the end; removed afterwards.
+    /// `--evidence`'s directory, opened before the capture; files are made relative to it.
+    var evidenceDirectory: Int32 = -1
+    /// Live capture with `--evidence` and no `-w`: every packet goes to this file in `$TMPDIR`
+    /// (the descriptor until the capture takes it), for the evidence to be cut from at the
+    /// end; removed afterwards.
     var spoolPath: String?
+    var spoolFile: Int32 = -1
+    /// The files of each capture analyzed, in order (a unit: one file, or files that
+    /// continue each other): evidence is cut from the unit a session came from.
+    var evidenceUnits: [[String]] = []
+    var outputFailed = false
 
     public init(options: EngineOptions, output: ReportOutput = ReportOutput(), errors: ReportOutput = ReportOutput(fd: 2, autoFlush: true)) {
         self.options = options
         self.output = output
         self.errors = errors
-        printer = SessionPrinter(options: options, output: output)
+        printer = SessionPrinter(options: options, output: output, errors: errors)
     }
 
     /// The sessions, in the order they started, when the format is `records`.
@@ -56,6 +66,8 @@ public final class Engine {
         try openOutputs()
         defer {
             System.close(tlsReportFile)
+            System.close(evidenceDirectory)
+            System.close(spoolFile)
             if let spoolPath { System.remove(spoolPath) }
         }
         if let interface = options.interface {
@@ -66,6 +78,8 @@ public final class Engine {
                 ? FilePlan.units(options.files, reader: options.fileReader, maxGap: options.idleTimeoutSeconds)
                 : [options.files]
             let labelled = units.count > 1
+            evidenceUnits = units
+            printer.numberedUnits = labelled
             if canAnalyzeInParallel && units.count > 1 {
                 try analyzeUnitsInParallel(units, labelled: labelled)
             } else {
@@ -89,19 +103,22 @@ public final class Engine {
         printer.writeSummary(capture)
         writeOutputs()
         return RunResult(sessions: printer.summary.sessions, findings: printer.summary.totalFindings,
-                         packets: capture.packets, warnings: warnings)
+                         packets: capture.packets, warnings: warnings, outputFailed: outputFailed)
     }
 
     func analyzeLive(_ interface: String) throws(PcapError) {
         let source = try PcapSource.openLive(device: interface, snapLength: options.snapLength,
                                              promiscuous: options.promiscuous)
         try source.setFilter(options.filter ?? liveFilter(ethernet: source.datalink == 1))
-        if let path = options.writeFile ?? spoolPath { try source.openDump(path) }
+        if let path = options.writeFile { try source.openDump(path) }
+        if spoolFile >= 0, let spoolPath {
+            let fd = spoolFile
+            spoolFile = -1
+            try source.openDump(fd: fd, name: spoolPath)
+        }
         if let user = options.dropToUser {
             do throws(SystemError) { try System.dropPrivileges(to: user) } catch { throw PcapError(.other, error.message) }
-            if let directory = options.evidenceDirectory, !System.canWrite(directory) {
-                throw PcapError(.other, "cannot write evidence into \(directory) as \(user), the user smtpcap switches to after opening the capture (give a new directory, or -Z root)")
-            }
+            try checkOutputsAfterDrop(user: user)
         }
         capture.files = ["live:\(interface)"]
         output.autoFlush = true

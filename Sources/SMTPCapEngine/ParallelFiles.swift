@@ -16,7 +16,7 @@ extension Engine {
     var canAnalyzeInParallel: Bool {
         options.jobs > 1 && options.files.count > 1 && options.packetLimit == nil && options.sessionLimit == nil
             && options.durationSeconds == nil && options.writeFile == nil && !options.files.contains("-")
-            && options.tlsReport == nil && options.evidenceDirectory == nil
+            && options.tlsReport == nil && options.evidenceDirectory == nil && options.format != .eve
     }
 
     /// What one file's analysis left: its report and warnings in unlinked temporary files,

@@ -16,17 +16,27 @@ struct SessionPrinter {
     var eve: EVEReport
     /// The RFC 8460 report's counts (with `--tls-report`).
     var tlsReport = TLSReport()
-    /// Sessions with findings whose packets go to the evidence directory.
+    /// Sessions with findings whose packets go to the evidence directory (its descriptor, and
+    /// the user to give the files to).
     var evidence: [EvidenceSession] = []
     var evidenceNotKept = 0
+    var evidenceDirectory: Int32 = -1
+    var evidenceOwner: (uid: UInt32, gid: UInt32)?
+    /// The capture being analyzed (counted from 0), and whether there are several: then
+    /// evidence names carry its number.
+    var unit = -1
+    var numberedUnits = false
     /// Sessions counted (at most the session limit).
     var reported = 0
     private var reorder: [UInt64: SessionRecord] = [:]
     private var nextToPrint: UInt64 = 1
 
-    init(options: EngineOptions, output: ReportOutput) {
+    let errors: ReportOutput
+
+    init(options: EngineOptions, output: ReportOutput, errors: ReportOutput) {
         self.options = options
         self.output = output
+        self.errors = errors
         text = TextReport(color: options.color, transcript: options.transcript)
         eve = EVEReport(addresses: options.recordAddresses)
     }
@@ -34,14 +44,18 @@ struct SessionPrinter {
     var limitReached: Bool { options.sessionLimit.map { reported >= $0 } ?? false }
 
     /// A new file: its sessions are numbered from 1 again.
-    mutating func startFile() { nextToPrint = 1 }
+    mutating func startFile() {
+        nextToPrint = 1
+        unit += 1
+    }
 
     mutating func finished(_ record: consuming SessionRecord, file: String?) {
         if limitReached { return }
         reported += 1
         summary.add(record)
         if options.tlsReport != nil { tlsReport.add(record) }
-        if options.evidenceDirectory != nil && !record.findings.isEmpty { keepEvidence(record, file: file) }
+        if options.format == .eve { eve.note(record) }
+        if evidenceDirectory >= 0 && !record.findings.isEmpty { keepEvidence(record, file: file) }
         if options.interface != nil {
             emit(record, file: file)
             return
@@ -102,24 +116,34 @@ struct SessionPrinter {
         }
     }
 
-    /// What the evidence writer needs of a session with findings: its flow, its time span,
-    /// and its text report (without colour), made now while the record is at hand.
+    /// A session with findings: its text report goes into the evidence directory now (a new
+    /// file, never overwriting); its flow is kept for the pcap cut at the end.
     mutating func keepEvidence(_ record: SessionRecord, file: String?) {
         guard evidence.count < EvidenceSession.maxSessions else {
             evidenceNotKept += 1
             return
         }
+        var session = EvidenceSession(
+            id: record.id, uid: FlowIdentity(record).uid, unit: max(0, unit), client: record.client, server: record.server,
+            start: record.start, end: record.end, verdict: record.verdict.rawValue,
+            tunnel: TunnelStack(record.tunnel), interface: record.interface)
+        if numberedUnits { session.numbered = true }
         let report = TextReport(color: false, transcript: options.transcript)
         let sink = ByteSink(capacity: 4096)
         report.writeSession(record, file: file, into: sink)
-        evidence.append(EvidenceSession(
-            id: record.id, uid: FlowIdentity(record).uid, client: record.client, server: record.server,
-            start: record.start, end: record.end, verdict: record.verdict.rawValue,
-            report: withExtendedLifetime(sink) { String(decoding: sink.bytes, as: UTF8.self) },
-            tunnel: TunnelStack(record.tunnel), interface: record.interface))
+        let text = withExtendedLifetime(sink) { Array(sink.bytes) }
+        do throws(SystemError) {
+            let fd = try System.createFile(in: evidenceDirectory, session.name + ".txt", owner: evidenceOwner)
+            defer { System.close(fd) }
+            guard System.write(fd, text) else { throw SystemError("cannot write \(session.name).txt") }
+            evidence.append(session)
+        } catch {
+            evidenceNotKept += 1
+            errors.write("smtpcap: warning: evidence: \(error.message)\n")
+        }
     }
 
-    func writeSummary(_ capture: CaptureFacts) {
+    mutating func writeSummary(_ capture: CaptureFacts) {
         switch options.format {
         case .json: output.write(JSONLinesReport.summary(summary, capture: capture) + "\n")
         case .eve: output.write { eve.writeEnd(summary, capture: capture, into: $0) }

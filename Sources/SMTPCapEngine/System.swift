@@ -80,15 +80,33 @@ enum System {
         return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
-    /// Opens `name` in the directory `directory` (a path or "") for writing: a new file when
-    /// `exclusive` (an existing one is an error, never overwritten), else created or truncated.
-    /// A symbolic link is refused either way (O_NOFOLLOW).
+    /// Opens `path` for writing, mode 0600, never following a symbolic link (O_NOFOLLOW): a
+    /// new file when `exclusive` (an existing one is an error, never overwritten), else
+    /// created or opened as it is, without truncating (the writer truncates when it writes:
+    /// a run that fails before leaves the file as it was).
     static func createFile(_ path: String, exclusive: Bool) throws(SystemError) -> Int32 {
-        let flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC)
-        let fd = open(path, flags, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (exclusive ? O_EXCL : 0), 0o600)
         guard fd < 0 else { return fd }
-        let reason = errno == ELOOP ? "it is a symbolic link" : errno == EEXIST ? "it exists (not overwritten)" : String(cString: strerror(errno))
-        throw SystemError("cannot write \(path): \(reason)")
+        throw SystemError("cannot write \(path): \(createFailure(errno))")
+    }
+
+    /// A new file `name` in the directory open on `directory` (see `openDirectory`): created
+    /// exclusively, mode 0600, no symbolic link followed; given to `owner` when set.
+    static func createFile(in directory: Int32, _ name: String, owner: (uid: UInt32, gid: UInt32)?) throws(SystemError) -> Int32 {
+        let fd = openat(directory, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemError("cannot write \(name): \(createFailure(errno))") }
+        if let owner { _ = fchown(fd, owner.uid, owner.gid) }
+        return fd
+    }
+
+    static func createFailure(_ code: Int32) -> String {
+        code == ELOOP ? "it is a symbolic link" : code == EEXIST ? "it exists (not overwritten)" : String(cString: strerror(code))
+    }
+
+    /// Empties the file open on `fd` and writes `bytes` from its start.
+    static func replaceContents(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else { return false }
+        return write(fd, bytes)
     }
 
     /// Writes all of `bytes` to `fd`; false on an error.
@@ -103,32 +121,60 @@ enum System {
         return true
     }
 
-    /// Makes `path` a directory smtpcap can write evidence into: created (0750) when missing,
-    /// refused when it is a symbolic link or not a directory. With `owner` (the user a live
-    /// capture switches to), a directory made here is given to that user.
-    static func prepareDirectory(_ path: String, owner: String?) throws(SystemError) {
-        let made = mkdir(path, 0o750) == 0
+    /// The evidence directory, opened for creating files in it: made (0700) when missing, and
+    /// then given to `owner` (the user a live capture switches to); refused when it, or what
+    /// the path names, is a symbolic link (trailing slashes are dropped first, so `link/`
+    /// is the link too) or not a directory. Files are then made relative to the descriptor,
+    /// so a directory swapped after the check is not followed.
+    static func openDirectory(_ path: String, owner: (uid: UInt32, gid: UInt32)?) throws(SystemError) -> Int32 {
+        var name = path
+        while name.count > 1 && name.hasSuffix("/") { name.removeLast() }
+        let made = mkdir(name, 0o700) == 0
         if !made && errno != EEXIST {
             throw SystemError("cannot use \(path) for evidence: \(String(cString: strerror(errno)))")
         }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             let saved = errno
             var target = [CChar](repeating: 0, count: 8)
-            let isLink = saved == ELOOP || readlink(path, &target, target.count) >= 0
+            let isLink = saved == ELOOP || readlink(name, &target, target.count) >= 0
             let reason = isLink ? "it is a symbolic link" : saved == ENOTDIR ? "not a directory" : String(cString: strerror(saved))
             throw SystemError("refusing \(path) for evidence: \(reason)")
         }
-        _ = Glibc.close(fd)
-        guard made, let owner, geteuid() == 0, owner != "root", let pw = getpwnam(owner) else { return }
-        _ = chown(path, pw.pointee.pw_uid, pw.pointee.pw_gid)
+        if made, let owner { _ = fchown(fd, owner.uid, owner.gid) }
+        return fd
     }
 
-    /// Whether the process may create files in `path` (checked after dropping privileges).
-    static var processID: Int32 { getpid() }
+    /// The user and group of `user`, when smtpcap runs as root and will switch to them.
+    static func account(_ user: String?) -> (uid: UInt32, gid: UInt32)? {
+        guard let user, user != "root", geteuid() == 0, let pw = getpwnam(user) else { return nil }
+        return (pw.pointee.pw_uid, pw.pointee.pw_gid)
+    }
 
-    static func canWrite(_ path: String) -> Bool {
-        access(path, W_OK | X_OK) == 0
+    /// A new spool file in `$TMPDIR` (mkstemp: a fresh name, mode 0600), given to `owner` so
+    /// that it can still be read back and removed after privileges are dropped.
+    static func spoolFile(owner: (uid: UInt32, gid: UInt32)?) throws(SystemError) -> (fd: Int32, path: String) {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(dir)/smtpcap-spool-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw SystemError("cannot make a spool file in \(dir): \(String(cString: strerror(errno)))") }
+        if let owner { _ = fchown(fd, owner.uid, owner.gid) }
+        return (fd, template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+    }
+
+    /// Whether the process may create files in the directory open on `fd` (checked after
+    /// dropping privileges).
+    static func canWrite(directory fd: Int32) -> Bool {
+        faccessat(fd, ".", W_OK | X_OK, 0) == 0
+    }
+
+    /// Whether two paths name one existing file (the same device and inode, through links).
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        guard let x = realpath(a, nil) else { return false }
+        defer { free(x) }
+        guard let y = realpath(b, nil) else { return false }
+        defer { free(y) }
+        return strcmp(x, y) == 0
     }
 
     static func remove(_ path: String) {

@@ -146,8 +146,9 @@ extension SMTPSession {
         case .other:
             // An unknown line is shown by its size only: it may be an AUTH answer whose 334
             // the capture missed (one direction, a gap), and so a credential.
+            let addresses = options.recordAddresses
             let shown = command.isKnownVerb
-                ? "\(command.verb) \(wireText(command.argument, limit: 100))"
+                ? "\(command.verb) \(addresses ? wireText(command.argument, limit: 100) : withholdingAddresses(wireText(command.argument, limit: 100)))"
                 : "<unknown command: \(line.count) bytes>"
             transcript(.clientToServer, meta, shown)
             enqueue(.other, meta)

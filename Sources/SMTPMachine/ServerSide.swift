@@ -59,7 +59,8 @@ extension SMTPSession {
                 reply!.lines.append(text)
                 replyTextBytes += text.utf8.count
             }
-            transcript(.serverToClient, meta, "\(code)\(more ? "-" : " ")\(text)")
+            let shown = options.recordAddresses ? text : withholdingAddresses(text)
+            transcript(.serverToClient, meta, "\(code)\(more ? "-" : " ")\(shown)")
         }
         reply!.lineCount += 1
         if reply!.lineCount > 10_000 && reply!.lineCount % 10_000 == 1 { note(.replyOver10000Lines) }

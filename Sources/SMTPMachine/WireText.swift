@@ -65,3 +65,33 @@ public func isMaskedBanner(_ text: String) -> Bool {
     }
     return masks >= 4
 }
+
+/// `text` with what may be an address withheld (`--no-addresses`): every `<...>` and every
+/// word with an `@` becomes `<address withheld>` (replies that echo a sender or recipient,
+/// VRFY and EXPN arguments).
+func withholdingAddresses(_ text: String) -> String {
+    guard text.utf8.contains(where: { $0 == 0x40 || $0 == 0x3c }) else { return text }
+    var out: [UInt8] = []
+    let bytes = Array(text.utf8)
+    var i = 0
+    let withheld = Array("<address withheld>".utf8)
+    while i < bytes.count {
+        if bytes[i] == 0x3c {
+            var j = i + 1
+            while j < bytes.count && bytes[j] != 0x3e { j += 1 }
+            out += withheld
+            i = min(bytes.count, j + 1)
+            continue
+        }
+        if bytes[i] == 0x20 {
+            out.append(0x20)
+            i += 1
+            continue
+        }
+        var j = i
+        while j < bytes.count && bytes[j] != 0x20 && bytes[j] != 0x3c { j += 1 }
+        if bytes[i..<j].contains(0x40) { out += withheld } else { out += bytes[i..<j] }
+        i = j
+    }
+    return String(decoding: out, as: UTF8.self)
+}

@@ -144,6 +144,7 @@ struct SMTPCapCommand: ParsableCommand {
             throw ValidationError("--organization and --contact go with --tls-report FILE")
         }
         if evidence != nil && read.contains("-") { throw ValidationError("--evidence cannot cut sessions out of standard input: give a file") }
+        if evidence != nil && write == "-" { throw ValidationError("--evidence cannot cut sessions out of -w -: give -w a file, or none") }
         if !["auto", "always", "never"].contains(color) { throw ValidationError("--color takes auto, always or never") }
         if let sessions, sessions < 1 { throw ValidationError("--sessions must be at least 1") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }

@@ -132,4 +132,4 @@ do {
 } catch {
     fail(error.message)
 }
-exit(result.findings > 0 ? 1 : 0)
+exit(result.outputFailed ? 2 : result.findings > 0 ? 1 : 0)

@@ -244,7 +244,9 @@ struct EcosystemTests {
             total + (p["failure_details"] as? [[String: Any]] ?? []).reduce(0) { $0 + ($1["failed_session_count"] as? Int ?? 0) }
         }
         // Failures are the sessions smtpcap calls not encrypted, once per recipient domain.
-        let notEncrypted = r.sessions.filter { ["plaintext", "stripped"].contains($0["verdict"] as? String ?? "") }
+        // (Sessions to the submission ports are not deliveries to an MX: left out.)
+        let delivery = r.sessions.filter { s in !["587", "465"].contains((s["server"] as? String)?.split(separator: ":").last.map(String.init) ?? "") }
+        let notEncrypted = delivery.filter { ["plaintext", "stripped"].contains($0["verdict"] as? String ?? "") }
         let expected = notEncrypted.reduce(0) { total, s in
             let domains = Set((s["messages"] as? [[String: Any]] ?? []).flatMap { $0["rcpt_to"] as? [String] ?? [] }
                 .compactMap { $0.split(separator: "@").last.map { $0.lowercased() } })
@@ -252,7 +254,7 @@ struct EcosystemTests {
         }
         #expect(failed == expected, "\(capture): \(failed) failures reported, \(expected) expected")
         #expect(detailed == failed, "\(capture): failure details add up")
-        let encrypted = r.sessions.filter { $0["verdict"] as? String == "encrypted" }.count
+        let encrypted = delivery.filter { $0["verdict"] as? String == "encrypted" }.count
         let succeeded = policies.reduce(0) { $0 + ($1["successful_session_count"] as? Int ?? 0) }
         #expect(succeeded >= encrypted)
         #expect(policies.allSatisfy { $0["policy_type"] as? String == "no-policy-found" })
@@ -262,8 +264,8 @@ struct EcosystemTests {
                 #expect(d["sending_mta_ip"] != nil && d["receiving_ip"] != nil)
             }
         }
-        if !r.sessions.isEmpty {
-            let starts = r.sessions.compactMap { $0["start"] as? String }.sorted()
+        if !delivery.filter({ $0["verdict"] as? String != "inconclusive" }).isEmpty {
+            let starts = delivery.filter { $0["verdict"] as? String != "inconclusive" }.compactMap { $0["start"] as? String }.sorted()
             #expect((doc["begin_date"] as? String).map { starts.first!.hasPrefix(String($0.dropLast())) } == true,
                     "\(doc["begin_date"] ?? "-") vs \(starts.first!)")
         }
@@ -367,6 +369,69 @@ struct EcosystemTests {
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: evidence)
         let refused = try E2E.run(["-r", capture, "-q", "--evidence", link.path])
         #expect(refused.status == 2 && refused.stderr.contains("symbolic link"), "\(refused.stderr)")
+    }
+
+    @Test func outputsNeverDestroyWhatTheyShouldNot() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let capture = dir.appendingPathComponent("in.pcap")
+        try FileManager.default.copyItem(at: E2E.captures.appendingPathComponent("default.pcap"), to: capture)
+        let original = try Data(contentsOf: capture)
+        // The report over its own input is refused; the input is intact.
+        let same = try E2E.run(["-r", capture.path, "--tls-report", capture.path])
+        #expect(same.status == 2 && same.stderr.contains("is the input"), "\(same.stderr)")
+        #expect(try Data(contentsOf: capture) == original)
+        // A run that cannot read its input leaves an existing report as it was.
+        let report = dir.appendingPathComponent("keep.json")
+        try Data("previous report".utf8).write(to: report)
+        let missing = try E2E.run(["-r", dir.appendingPathComponent("missing.pcap").path, "--tls-report", report.path])
+        #expect(missing.status == 2)
+        #expect(try String(contentsOf: report, encoding: .utf8) == "previous report")
+        // A report that cannot be written fails the run.
+        let full = try E2E.run(["-r", capture.path, "--tls-report", "/dev/full"])
+        #expect(full.status == 2 && full.stderr.contains("cannot write the TLS report"), "\(full.status) \(full.stderr)")
+        // `link/` names the link too.
+        let target = dir.appendingPathComponent("target")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        let link = dir.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: target)
+        let slashed = try E2E.run(["-r", capture.path, "-q", "--evidence", link.path + "/"])
+        #expect(slashed.status == 2 && slashed.stderr.contains("symbolic link"), "\(slashed.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).isEmpty)
+    }
+
+    /// Several captures: each session's evidence comes from its own capture and is named by
+    /// it; EVE keeps the cross-session alerts (which name sessions by id, and ids start again
+    /// per file) on the right flow, with or without -q.
+    @Test func multiFileRunsKeepEvidenceAndAlertsApart() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = E2E.captures.appendingPathComponent("default.pcap").path
+        let b = E2E.captures.appendingPathComponent("helo-only.pcap").path
+        let copy = dir.appendingPathComponent("copy.pcap")
+        try FileManager.default.copyItem(atPath: a, toPath: copy.path)
+        let evidence = dir.appendingPathComponent("ev")
+        let r = try E2E.run(["-r", a, "-r", copy.path, "--json", "--evidence", evidence.path])
+        #expect(r.status == 1, "\(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: evidence.path).filter { $0.hasSuffix(".pcap") }.sorted()
+        #expect(files.count == 2 && files.contains { $0.hasSuffix("-f1.pcap") } && files.contains { $0.hasSuffix("-f2.pcap") }, "\(files)")
+        let single = try E2E.run(["-r", a, "--json", "--evidence", dir.appendingPathComponent("one").path])
+        #expect(single.status == 1)
+        let one = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("one").path).first { $0.hasSuffix(".pcap") }!
+        let onePackets = try Data(contentsOf: dir.appendingPathComponent("one").appendingPathComponent(one)).count
+        for f in files {
+            #expect(try Data(contentsOf: evidence.appendingPathComponent(f)).count == onePackets, "\(f): cut from its own file only")
+        }
+        for extra in [[], ["-q"], ["-j", "1"], ["-j", "2"]] {
+            let eve = try E2E.run(["-r", a, "-r", b, "--format", "eve"] + extra)
+            let alerts = eve.json.filter { e in
+                ((e["alert"] as? [String: Any])?["metadata"] as? [String: Any])?["smtpcap_code"] as? [String] == ["starttls-inconsistent"]
+            }
+            #expect(alerts.count == 1, "\(extra): \(alerts.count)")
+            #expect(alerts.first?["dest_port"] as? Int == 25 && alerts.first?["src_port"] as? Int == 38332, "\(extra): \(alerts.first ?? [:])")
+            let stats = eve.json.last
+            #expect((stats?["timestamp"] as? String)?.hasPrefix("1970") == false, "\(extra)")
+        }
     }
 
     // MARK: - Compressed captures

@@ -48,6 +48,22 @@ struct EcosystemUnitTests {
         #expect(text.contains("MAIL <address withheld: \(argument.utf8.count) bytes>"))
     }
 
+    @Test(arguments: Split.all)
+    func noAddressesWithholdsThemInRepliesAndVRFY(_ split: Split) {
+        let steps = Self.ehlo + [
+            .c("MAIL FROM:<bob@example.net>\r\n"), .s("250 2.1.0 <bob@example.net>... Sender ok\r\n"),
+            .c("RCPT TO:<alice@example.org>\r\n"), .s("550 5.1.1 <alice@example.org>: Recipient address rejected\r\n"),
+            .c("VRFY carol@example.org\r\n"), .s("252 2.0.0 carol@example.org\r\n"), .c("QUIT\r\n"), .s("221 bye\r\n"),
+        ]
+        let r = run(steps, split: split, transcript: true, addresses: false)
+        let text = r.transcript!.map(\.text).joined(separator: "\n")
+        #expect(!text.contains("@"), "\(text)")
+        #expect(text.contains("550 5.1.1 <address withheld>: Recipient address rejected"), "\(text)")
+        #expect(text.contains("VRFY <address withheld>"), "\(text)")
+        let kept = run(steps, split: split, transcript: true)
+        #expect(kept.transcript!.map(\.text).joined(separator: "\n").contains("<alice@example.org>: Recipient"))
+    }
+
     @Test func recipientsAreCappedAndCounted() {
         let to = (0..<(150)).map { "<user\($0)@d\($0 % 40).example>" }
         let r = run(Self.ehlo + Self.transaction(from: "<a@b.example>", to: to))

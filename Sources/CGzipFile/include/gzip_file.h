@@ -6,8 +6,8 @@
 int smtpcap_is_gzip(int fd);
 
 /// A stdio stream that reads the gzip-compressed file open on `fd`, decompressed (zlib's
-/// gzread behind fopencookie), for libpcap's pcap_fopen_offline. Takes the descriptor: fclose
-/// closes it. NULL on failure (errno set).
+/// gzread behind fopencookie), for libpcap's pcap_fopen_offline. Takes the descriptor in every
+/// case: fclose closes it, and a failure (NULL, errno set) has closed it.
 FILE *smtpcap_gzip_fopen(int fd);
 
 /// Whether the gzip-compressed file open on `fd` holds pcapng (its first four bytes
