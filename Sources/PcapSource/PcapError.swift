@@ -1,3 +1,5 @@
+import CPcap
+
 /// Why libpcap could not give us packets. `message` is one line for the user.
 public struct PcapError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable {
@@ -28,5 +30,22 @@ extension PcapSource {
         /// libpcap's `pcap_next_ex`, except where libpcap stops at a pcapng interface of
         /// another link type or snapshot length: `PcapngRecords` reads on from there.
         case libpcap
+    }
+}
+
+public enum NextPacket {
+    case packet(CapturedPacket)
+    /// Live capture: the read timeout passed with no packet.
+    case timeout
+    case end
+    /// A read error; for files usually a truncated record.
+    case error(String)
+}
+
+extension PcapSource {
+    static func errorBuffer() -> [CChar] { [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1) }
+
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

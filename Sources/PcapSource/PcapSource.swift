@@ -28,15 +28,6 @@ public struct CapturedPacket {
     }
 }
 
-public enum NextPacket {
-    case packet(CapturedPacket)
-    /// Live capture: the read timeout passed with no packet.
-    case timeout
-    case end
-    /// A read error; for files usually a truncated record.
-    case error(String)
-}
-
 /// A libpcap handle: an offline file (pcap or pcapng, any byte order and timestamp
 /// precision), standard input, or a live interface.
 ///
@@ -112,12 +103,6 @@ public final class PcapSource {
     }
 
 
-    static func errorBuffer() -> [CChar] { [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1) }
-
-    static func text(_ buffer: [CChar]) -> String {
-        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
     /// libpcap reads a file record by record through stdio, whose default buffer is one 4 KiB
     /// block: a read system call per three packets. 64 KiB makes it one per fifty and still
     /// fits the CPU's second-level cache, from which libpcap copies each record out. The
@@ -182,7 +167,6 @@ public final class PcapSource {
         }
         return source
     }
-
 
     /// A stdio stream of the file: decompressed through zlib when it is gzip-compressed (as
     /// logrotate leaves old captures); a compressed pcap file is read as a stream (not mapped:
@@ -357,7 +341,6 @@ public final class PcapSource {
         }
     }
 
-
     @inline(__always)
     func nextPcapng() -> NextPacket {
         while true {
@@ -392,7 +375,6 @@ public final class PcapSource {
             }
         }
     }
-
 
     @inline(__always)
     func nextMapped() -> NextPacket {

@@ -95,6 +95,18 @@ public enum Escape {
         out.append(0x22)
     }
 
+    /// The same, from bytes (invalid UTF-8 becomes U+FFFD, as wire text kept as strings does).
+    public static func json(span: Span<UInt8>, into out: ByteSink) {
+        let plain = span.withUnsafeBufferPointer { utf8 -> Bool in
+            guard isPlain(utf8, quote: true) else { return false }
+            out.append(0x22)
+            out.append(utf8)
+            out.append(0x22)
+            return true
+        }
+        if !plain { json(span.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }, into: out) }
+    }
+
     static func appendU(_ v: UInt16, into out: ByteSink) {
         out.append(0x5c, 0x75)
         for shift in stride(from: 12, through: 0, by: -4) {

@@ -244,25 +244,21 @@ public struct TextReport {
             }
             w.add(", plaintext ")
             w.frame(m.frame)
-            let from = m.mailFrom, recipients = m.rcptTo
-            if let from {
-                w.add(", from <")
-                w.wire(from)
+            var recipients = 0
+            m.envelope.forEach { isFrom, address in
+                if isFrom {
+                    w.add(", from <")
+                } else {
+                    w.add(recipients == 0 ? " to <" : ", <")
+                    recipients += 1
+                }
+                Escape.terminal(span: address, into: w.out)
                 w.add(">")
             }
-            if !recipients.isEmpty {
-                w.add(" to ")
-                for (i, to) in recipients.enumerated() {
-                    if i > 0 { w.add(", ") }
-                    w.add("<")
-                    w.wire(to)
-                    w.add(">")
-                }
-                if m.rcptNotListed > 0 {
-                    w.add(" and ")
-                    w.int(m.rcptNotListed)
-                    w.add(" more")
-                }
+            if recipients > 0 && m.rcptNotListed > 0 {
+                w.add(" and ")
+                w.int(m.rcptNotListed)
+                w.add(" more")
             }
             w.add("\n")
         }

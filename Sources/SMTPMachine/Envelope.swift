@@ -33,6 +33,20 @@ public struct EnvelopeAddresses: Sendable, Hashable {
         return out
     }
 
+    /// Each address's bytes in order, and whether it is MAIL FROM's (for writing them without
+    /// making strings).
+    public func forEach(_ body: (_ isFrom: Bool, _ address: Span<UInt8>) -> Void) {
+        var i = 0, index = 0
+        let bytes = packed.span
+        while i + 2 <= bytes.count {
+            let n = Int(bytes[i]) << 8 | Int(bytes[i + 1])
+            let end = min(bytes.count, i + 2 + n)
+            body(hasFrom && index == 0, bytes.extracting((i + 2)..<end))
+            i = end
+            index += 1
+        }
+    }
+
     public var mailFrom: String? { hasFrom ? all.first : nil }
     public var rcptTo: [String] { hasFrom ? Array(all.dropFirst()) : all }
 }
