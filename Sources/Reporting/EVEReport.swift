@@ -117,34 +117,23 @@ public struct EVEReport {
     /// An alert for a finding across sessions, on the flow of a session it names; without
     /// flow fields when that session was past the bound.
     mutating func crossSessionAlert(_ flow: Flow?, _ code: FindingCode, _ message: String, into out: ByteSink) {
-        if let flow { return writeAlert(flow, code: code, message: message, verdict: nil, frame: nil, into: out) }
-        alertsWithoutFlow += 1
-        let rule = EVESignatures.rule(code)
-        var o = JSONObject(into: out)
-        o.custom("timestamp") { Self.appendTime(last, into: $0) }
-        o.string("event_type", "alert")
-        o.string("proto", "TCP")
-        o.string("app_proto", "smtp")
-        o.object("alert") { a in
-            a.string("action", "allowed")
-            a.int("gid", 1)
-            a.int("signature_id", rule.id)
-            a.int("rev", 1)
-            a.string("signature", "SMTPCAP " + rule.title)
-            a.string("category", rule.category)
-            a.int("severity", rule.severity)
-            a.object("metadata") { m in
-                m.strings("smtpcap_code", [code.rawValue])
-                m.strings("smtpcap_message", [message])
-            }
-        }
-        out.append(0x7d, 0x0a)
+        if flow == nil { alertsWithoutFlow += 1 }
+        writeAlert(flow, code: code, message: message, verdict: nil, frame: nil, into: out)
     }
 
-    func writeAlert(_ flow: Flow, code: FindingCode, message: String, verdict: Verdict?, frame: UInt64?, into out: ByteSink) {
+    func writeAlert(_ flow: Flow?, code: FindingCode, message: String, verdict: Verdict?, frame: UInt64?, into out: ByteSink) {
         let rule = EVESignatures.rule(code)
-        var o = Self.header(flow, "alert", time: flow.start, into: out)
-        o.string("direction", "to_server")
+        var o: JSONObject
+        if let flow {
+            o = Self.header(flow, "alert", time: flow.start, into: out)
+            o.string("direction", "to_server")
+        } else {
+            o = JSONObject(into: out)
+            o.custom("timestamp") { Self.appendTime(last, into: $0) }
+            o.string("event_type", "alert")
+            o.string("proto", "TCP")
+            o.string("app_proto", "smtp")
+        }
         o.object("alert") { a in
             a.string("action", "allowed")
             a.int("gid", 1)
@@ -156,7 +145,7 @@ public struct EVEReport {
             a.object("metadata") { m in
                 m.strings("smtpcap_code", [code.rawValue])
                 m.strings("smtpcap_message", [message])
-                m.strings("smtpcap_uid", [flow.uid])
+                if let flow { m.strings("smtpcap_uid", [flow.uid]) }
                 if let verdict { m.strings("smtpcap_verdict", [verdict.rawValue]) }
                 if let frame { m.strings("smtpcap_frame", [String(frame)]) }
             }
