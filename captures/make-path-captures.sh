@@ -84,26 +84,9 @@ FILES=(compare-client.pcap compare-server.pcap intercepted-ipv4-direct-ipv6.pcap
 [ "$(id -u)" = 0 ] || die "must run as root"
 
 # ---------------------------------------------------------------- packages
-ensure_packages() {
-    local need=() pair cmd pkg
-    for pair in tcpdump:tcpdump tshark:tshark editcap:wireshark-common swaks:swaks \
-                postfix:postfix openssl:openssl ip:iproute2 nft:nftables ethtool:ethtool; do
-        cmd=${pair%%:*}; pkg=${pair#*:}
-        command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
-    done
-    $PY -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
-    perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
-    if [ ${#need[@]} -gt 0 ]; then
-        log "installing: ${need[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-        apt-get update -qq
-        apt-get install -y -qq "${need[@]}" >/dev/null
-    fi
-}
 export PATH=$PATH:/usr/sbin:/sbin
-ensure_packages
+ensure_packages tcpdump:tcpdump tshark:tshark editcap:wireshark-common swaks:swaks postfix:postfix openssl:openssl \
+    ip:iproute2 nft:nftables ethtool:ethtool py:aiosmtpd:python3-aiosmtpd perl:Net::SSLeay:libnet-ssleay-perl
 
 WORK=$(mktemp -d /tmp/smtpcap-path.XXXXXX)
 chmod 755 "$WORK"

@@ -63,27 +63,9 @@ TO=alice@example.org
 [ "$(id -u)" = 0 ] || die "must run as root"
 
 # ---------------------------------------------------------------- packages
-ensure_packages() {
-    local need=() pair cmd pkg
-    for pair in tcpdump:tcpdump tshark:tshark editcap:wireshark-common \
-                dumpcap:wireshark-common swaks:swaks openssl:openssl \
-                ip:iproute2 ethtool:ethtool; do
-        cmd=${pair%%:*}; pkg=${pair#*:}
-        command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
-    done
-    $PY -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
-    $PY -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
-    perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
-    if [ ${#need[@]} -gt 0 ]; then
-        log "installing: ${need[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-        apt-get update -qq
-        apt-get install -y -qq "${need[@]}" >/dev/null
-    fi
-}
 export PATH=$PATH:/usr/sbin:/sbin
-ensure_packages
+ensure_packages tcpdump:tcpdump tshark:tshark editcap:wireshark-common dumpcap:wireshark-common swaks:swaks openssl:openssl \
+    ip:iproute2 ethtool:ethtool py:scapy:python3-scapy py:aiosmtpd:python3-aiosmtpd perl:Net::SSLeay:libnet-ssleay-perl
 
 WORK=$(mktemp -d /tmp/smtpcap-wire.XXXXXX)
 chmod 755 "$WORK"

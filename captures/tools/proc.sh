@@ -1,9 +1,33 @@
-# Process control shared by make-captures.sh and make-wire-captures.sh (sourced; needs T0,
+# Process control shared by the capture scripts (sourced; needs T0,
 # WORK and the arrays PIDS and NETNS): logging, background processes started by PID in a
 # namespace and stopped by PID, the end of a capture.
 
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - T0 )) "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# ensure_packages NEED...: installs the Debian packages of the needs not met (as root, once).
+# A need is COMMAND:PACKAGE (a program on PATH or in /usr/sbin, /sbin), py:MODULE:PACKAGE
+# (importable by $PY) or perl:MODULE:PACKAGE. Packages are preseeded so that none asks.
+ensure_packages() {
+    local need=() item kind name pkg
+    for item in "$@"; do
+        pkg=${item##*:}
+        case $item in
+            py:*)   name=${item#py:}; name=${name%:*}; "$PY" -c "import $name" 2>/dev/null || need+=("$pkg") ;;
+            perl:*) name=${item#perl:}; name=${name%:*}; perl -M"$name" -e1 2>/dev/null || need+=("$pkg") ;;
+            *)      name=${item%%:*}
+                    command -v "$name" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$name" >/dev/null 2>&1 \
+                        || need+=("$pkg") ;;
+        esac
+    done
+    [ ${#need[@]} -gt 0 ] || return 0
+    log "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+}
 
 # stop_pid PID: TERM, wait up to 5 s, then KILL
 stop_pid() {
