@@ -57,45 +57,6 @@ mkdir -p "$WORK/log" "$WORK/raw"
 . "$TOOLS/lab.sh"
 
 # ---------------------------------------------------------------- network
-setup_network() {
-    log "creating namespaces $NS_C $NS_M $NS_S"
-    local ns
-    for ns in "$NS_C" "$NS_M" "$NS_S"; do
-        ip netns add "$ns"; NETNS+=("$ns")
-        ip -n "$ns" link set lo up
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 \
-            net.ipv6.conf.default.accept_ra=0 \
-            net.ipv6.conf.default.router_solicitations=0
-    done
-    ip link add c0 netns "$NS_C" type veth peer name m0 netns "$NS_M"
-    ip link add m1 netns "$NS_M" type veth peer name s0 netns "$NS_S"
-    local ifc
-    for pair in "$NS_C:c0" "$NS_M:m0" "$NS_M:m1" "$NS_S:s0"; do
-        ns=${pair%%:*}; ifc=${pair#*:}
-        # no TSO/GSO/GRO and no checksum offload: the capture shows real
-        # MSS-sized segments with correct checksums
-        for feat in tso gso gro tx rx; do
-            ip netns exec "$ns" ethtool -K "$ifc" $feat off >/dev/null 2>&1 || true
-        done
-    done
-    ip -n "$NS_C" addr add $C4/24 dev c0
-    ip -n "$NS_C" addr add $C6/64 dev c0 nodad
-    ip -n "$NS_M" addr add $MA4/24 dev m0
-    ip -n "$NS_M" addr add $MA6/64 dev m0 nodad
-    ip -n "$NS_M" addr add $MB4/24 dev m1
-    ip -n "$NS_M" addr add $MB6/64 dev m1 nodad
-    ip -n "$NS_S" addr add $S4/24 dev s0
-    ip -n "$NS_S" addr add $S6/64 dev s0 nodad
-    for pair in "$NS_C:c0" "$NS_M:m0" "$NS_M:m1" "$NS_S:s0"; do
-        ip -n "${pair%%:*}" link set "${pair#*:}" up
-    done
-    ip -n "$NS_C" route add default via $MA4
-    ip -n "$NS_C" -6 route add default via $MA6
-    ip -n "$NS_S" route add default via $MB4
-    ip -n "$NS_S" -6 route add default via $MB6
-    ip netns exec "$NS_M" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-    sleep 0.5
-}
 
 # ---------------------------------------------------------------- TLS
 make_cert() {
@@ -210,7 +171,7 @@ pyclient() {
 R=$WORK/raw     # all captures are written here first
 
 # ================================================================ scenarios
-setup_network
+lab_network
 make_cert
 
 log "server: Postfix with STARTTLS"

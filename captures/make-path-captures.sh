@@ -97,49 +97,14 @@ mkdir -p "$WORK/log" "$WORK/raw" "$WORK/peer"
 
 # ---------------------------------------------------------------- network
 setup_network() {
-    log "creating namespaces $NS_C $NS_M $NS_S"
-    local ns pair feat a
-    for ns in "$NS_C" "$NS_M" "$NS_S"; do
-        ip netns add "$ns"; NETNS+=("$ns")
-        ip -n "$ns" link set lo up
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 \
-            net.ipv6.conf.default.accept_ra=0 \
-            net.ipv6.conf.default.router_solicitations=0
-    done
-    ip link add c0 netns "$NS_C" type veth peer name m0 netns "$NS_M"
-    ip link add m1 netns "$NS_M" type veth peer name s0 netns "$NS_S"
-    for pair in "$NS_C:c0" "$NS_M:m0" "$NS_M:m1" "$NS_S:s0"; do
-        # no TSO/GSO/GRO and no checksum offload: real MSS-sized segments
-        # with correct checksums on the wire
-        for feat in tso gso gro tx rx; do
-            ip netns exec "${pair%%:*}" ethtool -K "${pair#*:}" $feat off >/dev/null 2>&1 || true
-        done
-    done
-    ip -n "$NS_C" addr add $C4/24 dev c0
-    ip -n "$NS_C" addr add $C6/64 dev c0 nodad
-    ip -n "$NS_M" addr add $MA4/24 dev m0
-    ip -n "$NS_M" addr add $MA6/64 dev m0 nodad
-    ip -n "$NS_M" addr add $MB4/24 dev m1
-    ip -n "$NS_M" addr add $MB6/64 dev m1 nodad
-    ip -n "$NS_S" addr add $S4/24 dev s0
-    ip -n "$NS_S" addr add $S6/64 dev s0 nodad
-    # every server address is on the middlebox's 203.0.113.0/24 and
-    # 2001:db8:2::/64 link (m1), so the existing routes reach them
+    local a
+    lab_network
     for a in $GOOGLE4 $MSFT4 $YAHOO4 $ICLOUD4 $PRIVPF4 $PRIVAIO4; do
         ip -n "$NS_S" addr add "$a/24" dev s0
     done
     for a in $GOOGLE6 $MSFT6 $YAHOO6 $ICLOUD6 $PRIVPF6 $PRIVAIO6; do
         ip -n "$NS_S" addr add "$a/64" dev s0 nodad
     done
-    for pair in "$NS_C:c0" "$NS_M:m0" "$NS_M:m1" "$NS_S:s0"; do
-        ip -n "${pair%%:*}" link set "${pair#*:}" up
-    done
-    ip -n "$NS_C" route add default via $MA4
-    ip -n "$NS_C" -6 route add default via $MA6
-    ip -n "$NS_S" route add default via $MB4
-    ip -n "$NS_S" -6 route add default via $MB6
-    ip netns exec "$NS_M" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-    sleep 0.5
 }
 
 # ---------------------------------------------------------------- TLS

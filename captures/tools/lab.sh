@@ -2,7 +2,8 @@
 # shellcheck disable=SC2034  # PIDS, NETNS, CAPPID and loop counters are the callers'
 # What make-captures.sh and make-path-captures.sh share, sourced after tools/proc.sh: the
 # exit cleanup (Postfix instances, then every process and namespace), a tcpdump capture in a
-# namespace, and private Postfix instances. The caller sets WORK (logs in $WORK/log).
+# namespace, private Postfix instances, and the three-namespace network. The caller sets
+# WORK (logs in $WORK/log) and the namespace names and addresses.
 
 PIDS=()          # background processes we started (tcpdump, python servers/proxies)
 PF_DIRS=()       # postfix instances we started
@@ -81,4 +82,44 @@ pf_stop() {     # pf_stop DIR : postfix stop, then make sure master is gone
     for x in "${PF_DIRS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
     PF_DIRS=("${keep[@]}")
     log "stopped postfix $(basename "$d")"
+}
+
+# lab_network: the three namespaces client NS_C (c0: C4, C6), middle NS_M (m0: MA4, MA6;
+# m1: MB4, MB6) and server NS_S (s0: S4, S6), joined by veth pairs without offloads (the
+# capture shows real MSS-sized segments with correct checksums), the middle forwarding.
+lab_network() {
+    log "creating namespaces $NS_C $NS_M $NS_S"
+    local ns ifc pair feat
+    for ns in "$NS_C" "$NS_M" "$NS_S"; do
+        ip netns add "$ns"; NETNS+=("$ns")
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 \
+            net.ipv6.conf.default.accept_ra=0 \
+            net.ipv6.conf.default.router_solicitations=0
+    done
+    ip link add c0 netns "$NS_C" type veth peer name m0 netns "$NS_M"
+    ip link add m1 netns "$NS_M" type veth peer name s0 netns "$NS_S"
+    for pair in "$NS_C:c0" "$NS_M:m0" "$NS_M:m1" "$NS_S:s0"; do
+        ns=${pair%%:*}; ifc=${pair#*:}
+        for feat in tso gso gro tx rx; do
+            ip netns exec "$ns" ethtool -K "$ifc" $feat off >/dev/null 2>&1 || true
+        done
+    done
+    ip -n "$NS_C" addr add $C4/24 dev c0
+    ip -n "$NS_C" addr add $C6/64 dev c0 nodad
+    ip -n "$NS_M" addr add $MA4/24 dev m0
+    ip -n "$NS_M" addr add $MA6/64 dev m0 nodad
+    ip -n "$NS_M" addr add $MB4/24 dev m1
+    ip -n "$NS_M" addr add $MB6/64 dev m1 nodad
+    ip -n "$NS_S" addr add $S4/24 dev s0
+    ip -n "$NS_S" addr add $S6/64 dev s0 nodad
+    for pair in "$NS_C:c0" "$NS_M:m0" "$NS_M:m1" "$NS_S:s0"; do
+        ip -n "${pair%%:*}" link set "${pair#*:}" up
+    done
+    ip -n "$NS_C" route add default via $MA4
+    ip -n "$NS_C" -6 route add default via $MA6
+    ip -n "$NS_S" route add default via $MB4
+    ip -n "$NS_S" -6 route add default via $MB6
+    ip netns exec "$NS_M" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+    sleep 0.5
 }
